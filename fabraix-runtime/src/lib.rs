@@ -1,0 +1,46 @@
+//! The runtime of the [`fabraix`](https://docs.rs/fabraix) SDK: the Fabraix API client,
+//! the trace context, the event pipeline and the test server.
+//!
+//! Depend on `fabraix`, which re-exports what is public here and adds the
+//! `#[fabraix::agent]` and `#[fabraix::action]` attributes.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod config;
+mod context;
+mod error;
+mod global;
+mod ids;
+mod io;
+mod retry;
+mod run;
+mod trace;
+mod transport;
+mod wire;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use client::Client;
+pub use config::{ClientBuilder, DEFAULT_BASE_URL};
+pub use context::{
+    TraceFutureExt, Traced, current_trace, scope, spawn, spawn_blocking, sync_scope,
+};
+pub use error::Error;
+pub use global::{global_client, init};
+pub use ids::{AgentId, TraceId};
+pub use trace::Trace;
+
+/// Used by the code `#[fabraix::agent]` and `#[fabraix::action]` generate. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::run::{
+        AgentRun, ErrorReturn, IntoAgentId, RunFuture, RunGuard, agent_id, system_prompt,
+    };
+    pub use crate::{Client, Error, global_client};
+    pub use core::convert::{From, Into};
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result::{self, Err, Ok};
+    pub use std::string::String;
+}

@@ -1,0 +1,468 @@
+//! [`MockServer`]: the Fabraix API in-process, over real HTTP on loopback, for tests and
+//! examples. Enabled by the `testing` feature.
+//!
+//! It validates every request as strictly as API.md documents (400 with the documented
+//! error body), issues trace ids, answers 404 for traces it never issued, records every
+//! request, returns verdicts from rules, and injects faults.
+//!
+//! ```
+//! # async fn demo() -> Result<(), fabraix_runtime::Error> {
+//! use fabraix_runtime::testing::{Fault, MockServer};
+//! use fabraix_runtime::AgentId;
+//!
+//! let server = MockServer::start().await?;
+//! server.fail_next(1, Fault::status(503));
+//! let trace = server
+//!     .client()
+//!     .register_agent_run(AgentId::from_name("demo")?, "You are a demo.")
+//!     .await?;
+//! let requests = server.requests();
+//! assert_eq!(requests.len(), 2); // a 503, then the retry that succeeded
+//! assert_eq!(requests[1].path, "/v1/register-agent-run");
+//! assert!(server.issued_traces().contains(&trace.trace_id()));
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+
+mod server;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::client::Client;
+use crate::config::ClientBuilder;
+use crate::error::Error;
+use crate::ids::TraceId;
+
+/// The key a [`MockServer`] accepts unless [`MockServerBuilder::api_key`] says otherwise.
+pub const DEFAULT_API_KEY: &str = "fabraix-mock-key";
+
+/// One request the server received, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The path, e.g. `/v1/check`.
+    pub path: String,
+    /// The headers, names lowercased. `x-api-key` is replaced by `[redacted]`.
+    pub headers: BTreeMap<String, String>,
+    /// Whether `x-api-key` held the server's key.
+    pub authenticated: bool,
+    /// The body parsed as JSON, or `Value::Null` when it is not JSON.
+    pub body: Value,
+    /// The body as text (lossy UTF-8).
+    pub raw_body: String,
+    /// Whether an injected fault answered this request instead of the API logic.
+    pub faulted: bool,
+    /// When it arrived.
+    pub received_at: Instant,
+}
+
+impl RecordedRequest {
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// An endpoint of the API, to aim a [`Fault`] at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /register-agent-run`
+    RegisterAgentRun,
+    /// `POST /event`
+    Event,
+    /// `POST /check`
+    Check,
+}
+
+impl Endpoint {
+    /// The path under the base URL, e.g. `/event`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::RegisterAgentRun => "/register-agent-run",
+            Endpoint::Event => "/event",
+            Endpoint::Check => "/check",
+        }
+    }
+
+    fn from_path(path: &str) -> Option<Self> {
+        match path.strip_prefix("/v1")? {
+            "/register-agent-run" => Some(Endpoint::RegisterAgentRun),
+            "/event" => Some(Endpoint::Event),
+            "/check" => Some(Endpoint::Check),
+            _ => None,
+        }
+    }
+}
+
+/// A misbehaviour to inject with [`MockServer::fail_next`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    kind: FaultKind,
+    endpoint: Option<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FaultKind {
+    Status {
+        status: u16,
+        retry_after: Option<String>,
+        body: Option<String>,
+        content_type: String,
+    },
+    Delay(Duration),
+    DropConnection,
+    MalformedBody,
+}
+
+impl Fault {
+    /// Answer with this status and the documented error body for it (or a 200 with `{}`).
+    pub fn status(status: u16) -> Self {
+        Self::new(FaultKind::Status {
+            status,
+            retry_after: None,
+            body: None,
+            content_type: "application/json".into(),
+        })
+    }
+
+    /// Answer late: wait `delay`, then answer as usual.
+    pub fn delay(delay: Duration) -> Self {
+        Self::new(FaultKind::Delay(delay))
+    }
+
+    /// Close the connection without answering.
+    pub fn drop_connection() -> Self {
+        Self::new(FaultKind::DropConnection)
+    }
+
+    /// Answer 200 with a body that is not valid JSON.
+    pub fn malformed_body() -> Self {
+        Self::new(FaultKind::MalformedBody)
+    }
+
+    /// With [`Fault::status`]: also send `Retry-After: value` (seconds or an HTTP date).
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        if let FaultKind::Status { retry_after, .. } = &mut self.kind {
+            *retry_after = Some(value.into());
+        }
+        self
+    }
+
+    /// With [`Fault::status`]: send this body instead of the documented error body.
+    pub fn body(mut self, text: impl Into<String>) -> Self {
+        if let FaultKind::Status { body, .. } = &mut self.kind {
+            *body = Some(text.into());
+        }
+        self
+    }
+
+    /// With [`Fault::status`]: send this `Content-Type` (default `application/json`).
+    pub fn content_type(mut self, value: impl Into<String>) -> Self {
+        if let FaultKind::Status { content_type, .. } = &mut self.kind {
+            *content_type = value.into();
+        }
+        self
+    }
+
+    /// Only requests to `endpoint` meet this fault (by default, any request does).
+    pub fn on(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            endpoint: None,
+        }
+    }
+}
+
+struct PlannedFault {
+    fault: Fault,
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<RecordedRequest>,
+    traces: HashSet<Uuid>,
+    blocked: HashMap<String, String>,
+    faults: VecDeque<PlannedFault>,
+}
+
+struct Shared {
+    api_key: String,
+    state: Mutex<State>,
+    /// Signalled on every recorded request, for [`MockServer::wait_for_blocking`].
+    recorded: Condvar,
+    /// Signalled on every recorded request, for [`MockServer::wait_for`].
+    recorded_async: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Configures a [`MockServer`] before it starts.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct MockServerBuilder {
+    api_key: String,
+}
+
+impl MockServerBuilder {
+    /// The key the server accepts in `x-api-key` (others get 401).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = key.into();
+        self
+    }
+
+    /// Starts the server on `127.0.0.1` and a free port, on a thread of its own.
+    pub async fn start(self) -> Result<MockServer, Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shared = self.shared();
+        let control = server::spawn(shared.clone(), move |ready| {
+            let _ = tx.send(ready);
+        })?;
+        let ready = rx
+            .await
+            .map_err(|_| Error::Runtime("the mock server thread ended".into()))?;
+        MockServer::ready(shared, control, ready)
+    }
+
+    /// [`start`](Self::start) for synchronous code.
+    pub fn start_blocking(self) -> Result<MockServer, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let shared = self.shared();
+        let control = server::spawn(shared.clone(), move |ready| {
+            let _ = tx.send(ready);
+        })?;
+        let ready = rx
+            .recv()
+            .map_err(|_| Error::Runtime("the mock server thread ended".into()))?;
+        MockServer::ready(shared, control, ready)
+    }
+
+    fn shared(self) -> Arc<Shared> {
+        Arc::new(Shared {
+            api_key: self.api_key,
+            state: Mutex::new(State::default()),
+            recorded: Condvar::new(),
+            recorded_async: tokio::sync::Notify::new(),
+        })
+    }
+}
+
+/// The Fabraix API, in-process, on a real loopback socket. Stops when dropped.
+pub struct MockServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    control: server::Control,
+    client: Client,
+}
+
+impl MockServer {
+    /// Starts a server that accepts [`DEFAULT_API_KEY`].
+    pub async fn start() -> Result<Self, Error> {
+        Self::builder().start().await
+    }
+
+    /// [`start`](Self::start) for synchronous code.
+    pub fn start_blocking() -> Result<Self, Error> {
+        Self::builder().start_blocking()
+    }
+
+    /// A builder, to choose the key.
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder {
+            api_key: DEFAULT_API_KEY.into(),
+        }
+    }
+
+    fn ready(
+        shared: Arc<Shared>,
+        control: server::Control,
+        ready: Result<SocketAddr, String>,
+    ) -> Result<Self, Error> {
+        let addr = ready.map_err(|e| Error::Runtime(format!("mock server: {e}")))?;
+        let client = client_builder(&shared.api_key, addr).build()?;
+        Ok(Self {
+            shared,
+            addr,
+            control,
+            client,
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41235/v1`.
+    pub fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The socket address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The key it accepts.
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    /// A client builder pointed at this server with its key, and short backoffs so that
+    /// tests of retries stay quick.
+    pub fn client_builder(&self) -> ClientBuilder {
+        client_builder(&self.shared.api_key, self.addr)
+    }
+
+    /// A client pointed at this server, built by [`client_builder`](Self::client_builder)
+    /// when the server started: every call answers a clone of it (one pool, one event
+    /// queue). Build another with `client_builder` for different settings.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// The requests received so far to one endpoint, in arrival order.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| Endpoint::from_path(&r.path) == Some(endpoint))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the recorded requests (issued traces and rules stay).
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// The trace ids issued so far.
+    pub fn issued_traces(&self) -> Vec<TraceId> {
+        self.shared
+            .lock()
+            .traces
+            .iter()
+            .copied()
+            .map(TraceId::from_uuid)
+            .collect()
+    }
+
+    /// Makes `/check` answer `is_safe: false` with `reasoning` for the action `name`
+    /// (every other action is safe).
+    pub fn block_action(&self, name: impl Into<String>, reasoning: impl Into<String>) {
+        self.shared
+            .lock()
+            .blocked
+            .insert(name.into(), reasoning.into());
+    }
+
+    /// Answers the next `count` requests (that `fault` aims at) with `fault` instead of the
+    /// API's logic. Faults queue up in the order they were added.
+    pub fn fail_next(&self, count: usize, fault: Fault) {
+        if count > 0 {
+            self.shared.lock().faults.push_back(PlannedFault {
+                fault,
+                remaining: count,
+            });
+        }
+    }
+
+    /// Drops the faults not yet used.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Stops listening and closes every open connection, so that connecting is refused,
+    /// until [`resume`](Self::resume).
+    pub fn pause(&self) -> Result<(), Error> {
+        self.control.command(server::Command::Pause)
+    }
+
+    /// Listens again, on the same port.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.control.command(server::Command::Resume)
+    }
+
+    /// Waits until `done` holds for the recorded requests, or `timeout` passes; answers
+    /// whether it held. Wakes on every request, no polling.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[RecordedRequest]) -> bool,
+    ) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.recorded_async.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if done(&self.shared.lock().requests) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// [`wait_for`](Self::wait_for) for synchronous code.
+    pub fn wait_for_blocking(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[RecordedRequest]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if done(&state.requests) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = match self.shared.recorded.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+fn client_builder(api_key: &str, addr: SocketAddr) -> ClientBuilder {
+    Client::builder()
+        .api_key(api_key)
+        .base_url(format!("http://{addr}/v1"))
+        .backoff(Duration::from_millis(10), Duration::from_millis(200))
+}
+
+impl fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,288 @@
+//! One API call: POST a JSON body, retry what may succeed later, decode the answer.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Config, MAX_RESPONSE_BYTES};
+use crate::error::{Error, is_retryable_status};
+use crate::retry::parse_retry_after;
+use crate::wire::ErrorBody;
+
+/// How much of an unexpected body an error quotes.
+const SNIPPET_CHARS: usize = 160;
+
+/// What one attempt came to, when it was not a success.
+struct Failure {
+    error: Error,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+/// Sends `body` (shared between attempts without copying) to `endpoint` (e.g. `/register-agent-run`) under the client's retry policy
+/// and deadline, and decodes a success as `T`. Runs on the SDK's own runtime.
+pub(crate) async fn post<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoint: &'static str,
+    body: Bytes,
+) -> Result<T, Error> {
+    let url = config.endpoint(endpoint);
+    let started = Instant::now();
+    let mut retry = 0u32;
+    loop {
+        let remaining = config.deadline.saturating_sub(started.elapsed());
+        let outcome = attempt(http, config, &url, endpoint, body.clone(), remaining).await;
+        let failure = match outcome {
+            Ok(bytes) => return decode(config, endpoint, &bytes),
+            Err(failure) => failure,
+        };
+        if !failure.retryable || retry >= config.retry.max_retries {
+            return Err(failure.error);
+        }
+        let wait = config.retry.delay(retry, failure.retry_after);
+        if started.elapsed() + wait >= config.deadline {
+            tracing::debug!(
+                target: "fabraix",
+                endpoint,
+                error = %failure.error,
+                "not retrying: the wait would pass the call's deadline"
+            );
+            return Err(failure.error);
+        }
+        tracing::debug!(
+            target: "fabraix",
+            endpoint,
+            error = %failure.error,
+            retry = retry + 1,
+            wait_ms = wait.as_millis() as u64,
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+        retry += 1;
+    }
+}
+
+async fn attempt(
+    http: &reqwest::Client,
+    config: &Config,
+    url: &str,
+    endpoint: &'static str,
+    body: Bytes,
+    remaining: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let limit = config.timeout.min(remaining);
+    if limit.is_zero() {
+        return Err(Failure {
+            error: Error::Timeout {
+                after: config.deadline,
+            },
+            retryable: false,
+            retry_after: None,
+        });
+    }
+    let mut key = HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| Failure {
+        error: Error::Config("the api key cannot be sent as a header".into()),
+        retryable: false,
+        retry_after: None,
+    })?;
+    key.set_sensitive(true);
+    let request = http
+        .post(url)
+        .header("x-api-key", key)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .body(body)
+        .send();
+    let exchange = async {
+        let response = request.await.map_err(|e| transport_failure(config, e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let bytes = read_capped(config, endpoint, response).await?;
+        if (200..300).contains(&status) {
+            Ok(bytes)
+        } else {
+            Err(status_failure(config, status, retry_after, &bytes))
+        }
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure {
+            error: Error::Timeout { after: limit },
+            retryable: true,
+            retry_after: None,
+        }),
+    }
+}
+
+/// Reads the body, refusing more than [`MAX_RESPONSE_BYTES`].
+async fn read_capped(
+    config: &Config,
+    endpoint: &'static str,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, Failure> {
+    let too_big = || Failure {
+        error: Error::Decode {
+            endpoint,
+            message: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+            snippet: String::new(),
+        },
+        retryable: false,
+        retry_after: None,
+    };
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_failure(config, e))?
+    {
+        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_big());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn transport_failure(config: &Config, error: reqwest::Error) -> Failure {
+    let timeout = error.is_timeout();
+    let message = scrub(config, &error_chain(&error));
+    let error = if timeout {
+        Error::Timeout {
+            after: config.timeout,
+        }
+    } else {
+        Error::Transport {
+            message,
+            source: Some(Arc::new(error) as Arc<dyn StdError + Send + Sync>),
+        }
+    };
+    Failure {
+        error,
+        retryable: true,
+        retry_after: None,
+    }
+}
+
+fn status_failure(
+    config: &Config,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Failure {
+    let error = if status == 429 {
+        Error::RateLimited { retry_after }
+    } else {
+        api_error(config, status, body)
+    };
+    Failure {
+        error,
+        retryable: is_retryable_status(status),
+        retry_after: if matches!(status, 429 | 503) {
+            retry_after
+        } else {
+            None
+        },
+    }
+}
+
+/// An error status becomes [`Error::Api`], from the documented body when there is one and
+/// from a snippet of whatever came otherwise.
+pub(crate) fn api_error(config: &Config, status: u16, body: &[u8]) -> Error {
+    let documented = serde_json::from_slice::<ErrorBody>(body).ok();
+    let (kind, code, message) = match documented {
+        Some(ErrorBody { error }) => (
+            error.kind.map(|k| scrub(config, &k)),
+            error.code.map(|c| scrub(config, &c)),
+            error.message.map(|m| scrub(config, &m)),
+        ),
+        None => (None, None, None),
+    };
+    let message = message
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| {
+            let snippet = snippet(config, body);
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("unexpected status")
+                .to_ascii_lowercase();
+            if snippet.is_empty() {
+                reason
+            } else {
+                format!("{reason}: `{snippet}`")
+            }
+        });
+    Error::Api {
+        status,
+        kind,
+        code,
+        message,
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    config: &Config,
+    endpoint: &'static str,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        endpoint,
+        message: scrub(config, &e.to_string()),
+        snippet: snippet(config, bytes),
+    })
+}
+
+/// The start of a body, on one line, with the key removed.
+pub(crate) fn snippet(config: &Config, bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(SNIPPET_CHARS)
+        .collect();
+    if text.chars().nth(SNIPPET_CHARS).is_some() {
+        out.push('…');
+    }
+    scrub(config, out.trim())
+}
+
+/// Removes the API key from text that came from outside (a server could echo it back).
+pub(crate) fn scrub(config: &Config, text: &str) -> String {
+    let key = config.api_key.expose_secret();
+    if key.len() >= 4 && text.contains(key) {
+        text.replace(key, "[redacted]")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn error_chain(error: &dyn StdError) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}

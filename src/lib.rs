@@ -1,0 +1,18 @@
+//! Rust SDK for [Fabraix](https://fabraix.com), the security platform for AI agents.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use fabraix_runtime::{
+    AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Trace, TraceFutureExt, TraceId,
+    Traced, current_trace, init, scope, spawn, spawn_blocking, sync_scope,
+};
+
+pub use fabraix_macros::agent;
+
+#[cfg(feature = "testing")]
+pub use fabraix_runtime::testing;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use fabraix_runtime::__private::*;
+}
