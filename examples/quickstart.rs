@@ -9,21 +9,37 @@
 
 use fabraix::testing::MockServer;
 
+/// The agent: each call is one run, registered with Fabraix before the body runs.
+#[fabraix::agent(
+    id = "quickstart-agent",
+    system_prompt = "You are a helpful assistant. Never share personal data.",
+    on_failure = "error"
+)]
+async fn answer(question: &str) -> Result<String, fabraix::Error> {
+    // The run's trace is current everywhere below this fn.
+    let trace = fabraix::current_trace().ok_or(fabraix::Error::NoTrace)?;
+    println!("agent id:      {}", trace.agent_id());
+    println!("trace id:      {}", trace.trace_id());
+    println!("registered at: {}", trace.registered_at());
+    Ok(format!("You asked: {question}"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), fabraix::Error> {
-    let _server = if std::env::var_os("FABRAIX_API_KEY").is_none() {
-        let server = MockServer::start().await?;
-        println!("FABRAIX_API_KEY is not set: using an in-process MockServer at {}", server.url());
-        fabraix::init(server.client())?;
-        Some(server)
-    } else {
-        None
+    // Keep the server alive until the end of `main`.
+    let _server = match std::env::var_os("FABRAIX_API_KEY") {
+        Some(_) => None,
+        None => {
+            let server = MockServer::start().await?;
+            println!(
+                "FABRAIX_API_KEY is not set: using an in-process MockServer at {}",
+                server.url()
+            );
+            fabraix::init(server.client())?;
+            Some(server)
+        }
     };
-    let client = fabraix::__private::global_client()?;
-    let agent = fabraix::AgentId::from_name("quickstart-agent")?;
-    let trace = client.register_agent_run(agent, "You are a helpful assistant.").await?;
-    println!("agent id:  {}", trace.agent_id());
-    println!("trace id:  {}", trace.trace_id());
-    println!("registered at: {}", trace.registered_at());
+    let reply = answer("What is Fabraix?").await?;
+    println!("reply:         {reply}");
     Ok(())
 }

@@ -55,7 +55,8 @@ impl Client {
     }
 
     pub(crate) fn from_config(config: Config) -> Result<Self, Error> {
-        if config.base_url.scheme() == "https" && !cfg!(any(feature = "rustls", feature = "native-tls"))
+        if config.base_url.scheme() == "https"
+            && !cfg!(any(feature = "rustls", feature = "native-tls"))
         {
             return Err(Error::Config(
                 "an https:// base url needs the `rustls` or `native-tls` feature".into(),

@@ -358,7 +358,8 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         Some(url::Host::Domain(name)) => {
-            name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
         }
         None => false,
     }
@@ -373,7 +374,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
@@ -425,7 +431,10 @@ mod tests {
 
     #[test]
     fn missing_or_bad_key_is_refused_without_echoing_it() {
-        assert!(matches!(ClientBuilder::new().build(), Err(Error::Config(_))));
+        assert!(matches!(
+            ClientBuilder::new().build(),
+            Err(Error::Config(_))
+        ));
         let err = ClientBuilder::new()
             .api_key("sk-with space")
             .build()
@@ -451,7 +460,10 @@ mod tests {
             "https://api.fabraix.com/v1?x=1",
             "not a url",
         ] {
-            assert!(matches!(parse_base_url(bad), Err(Error::Config(_))), "{bad}");
+            assert!(
+                matches!(parse_base_url(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -43,4 +43,25 @@ pub mod __private {
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};
     pub use std::string::String;
+
+    /// Markers the expansion uses at a bare spawn in an agent body, so the compiler warns
+    /// there that the trace does not follow.
+    #[allow(non_upper_case_globals)]
+    pub mod lint {
+        /// Marks a bare `tokio::spawn`.
+        #[deprecated(
+            note = "the current fabraix trace does not follow into `tokio::spawn`; use `fabraix::spawn(fut)` or `tokio::spawn(fut.in_current_trace())`"
+        )]
+        pub const tokio_spawn: () = ();
+        /// Marks a bare `tokio::task::spawn_blocking`.
+        #[deprecated(
+            note = "the current fabraix trace does not follow into `tokio::task::spawn_blocking`; use `fabraix::spawn_blocking(f)`"
+        )]
+        pub const tokio_spawn_blocking: () = ();
+        /// Marks a bare `std::thread::spawn`.
+        #[deprecated(
+            note = "the current fabraix trace does not follow into `std::thread::spawn`; capture `fabraix::current_trace()` and run the thread's work in `fabraix::sync_scope(trace, ..)`"
+        )]
+        pub const thread_spawn: () = ();
+    }
 }

@@ -112,14 +112,23 @@ mod tests {
     #[test]
     fn retry_after_replaces_the_backoff_up_to_its_cap() {
         let p = policy();
-        assert_eq!(p.delay(0, Some(Duration::from_secs(7))), Duration::from_secs(7));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(700))), Duration::from_secs(30));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(700))),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_400);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("99999999999999999999999", now),

@@ -214,21 +214,19 @@ pub(crate) fn api_error(config: &Config, status: u16, body: &[u8]) -> Error {
         ),
         None => (None, None, None),
     };
-    let message = message
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            let snippet = snippet(config, body);
-            let reason = reqwest::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("unexpected status")
-                .to_ascii_lowercase();
-            if snippet.is_empty() {
-                reason
-            } else {
-                format!("{reason}: `{snippet}`")
-            }
-        });
+    let message = message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
+        let snippet = snippet(config, body);
+        let reason = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("unexpected status")
+            .to_ascii_lowercase();
+        if snippet.is_empty() {
+            reason
+        } else {
+            format!("{reason}: `{snippet}`")
+        }
+    });
     Error::Api {
         status,
         kind,

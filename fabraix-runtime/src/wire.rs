@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn unix_seconds_keeps_milliseconds() {
         let at = Utc.timestamp_millis_opt(1_678_886_405_123).unwrap();
-        assert_eq!(serde_json::to_string(&unix_seconds(at)).unwrap(), "1678886405.123");
+        assert_eq!(
+            serde_json::to_string(&unix_seconds(at)).unwrap(),
+            "1678886405.123"
+        );
     }
 
     #[test]

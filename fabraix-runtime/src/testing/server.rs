@@ -231,7 +231,15 @@ async fn handle(
         None => {}
     }
 
-    let outcome = route(&shared, &parts.method, endpoint, &path, &parts.headers, authenticated, &body);
+    let outcome = route(
+        &shared,
+        &parts.method,
+        endpoint,
+        &path,
+        &parts.headers,
+        authenticated,
+        &body,
+    );
     Ok(match outcome {
         Ok(value) => json_answer(StatusCode::OK, &value),
         Err(rejection) => reject(&rejection),
@@ -307,8 +315,7 @@ fn route(
 }
 
 fn register(shared: &Shared, body: &Value) -> Result<Value, Rejection> {
-    let object =
-        validate::object_with_exactly(body, &["agent_id", "timestamp", "system_prompt"])?;
+    let object = validate::object_with_exactly(body, &["agent_id", "timestamp", "system_prompt"])?;
     validate::uuid_field(object, "agent_id", "INVALID_AGENT_ID")?;
     let timestamp_ok = object
         .get("timestamp")

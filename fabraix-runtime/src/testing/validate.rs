@@ -119,7 +119,10 @@ pub(crate) fn json_string_field(
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str::<Value>(s).ok())
         .ok_or_else(|| {
-            Rejection::invalid(code, format!("{field} must be a string holding a JSON document"))
+            Rejection::invalid(
+                code,
+                format!("{field} must be a string holding a JSON document"),
+            )
         })
 }
 
