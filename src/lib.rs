@@ -3,8 +3,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use fabraix_runtime::{
-    AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Trace, TraceFutureExt, TraceId,
-    Traced, current_trace, init, scope, spawn, spawn_blocking, sync_scope,
+    Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
+    EventStats, EventType, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action,
+    check_action_blocking, current_trace, event_stats, flush, flush_blocking, init, log_event,
+    scope, spawn, spawn_blocking, sync_scope,
 };
 
 pub use fabraix_macros::agent;

@@ -2,17 +2,25 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 
+use once_cell::sync::OnceCell;
+
+use crate::action::{Action, Verdict};
 use crate::config::{ClientBuilder, Config};
 use crate::error::Error;
+use crate::event::{Event, EventReceipt};
+use crate::exporter::{EventStats, Exporter};
 use crate::ids::{AgentId, TraceId};
 use crate::trace::Trace;
 use crate::transport;
-use crate::wire::{self, RegisterRequest, RegisterResponse};
+use crate::wire::{
+    self, CheckResponse, EventRequest, EventResponse, RegisterRequest, RegisterResponse,
+};
 use crate::{io, trace};
 
 /// A connection to the Fabraix API: its settings and one shared connection pool.
@@ -40,6 +48,8 @@ pub struct Client {
 struct Inner {
     config: Config,
     http: reqwest::Client,
+    /// Started by the first queued event.
+    exporter: OnceCell<Exporter>,
 }
 
 impl Client {
@@ -75,10 +85,15 @@ impl Client {
             .build()
             .map_err(|e| Error::Config(format!("could not build the http client: {e}")))?;
         Ok(Self {
-            inner: Arc::new(Inner { config, http }),
+            inner: Arc::new(Inner {
+                config,
+                http,
+                exporter: OnceCell::new(),
+            }),
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -142,11 +157,10 @@ impl Client {
         const ENDPOINT: &str = "/register-agent-run";
         let response: RegisterResponse =
             transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
-        let registered_at = response.timestamp.to_utc().ok_or_else(|| Error::Decode {
-            endpoint: ENDPOINT,
-            message: "`timestamp` is not an ISO 8601 time".into(),
-            snippet: String::new(),
-        })?;
+        let registered_at = response
+            .timestamp
+            .to_utc()
+            .ok_or_else(|| bad_time(ENDPOINT))?;
         Ok(trace::Trace::new(
             TraceId::from_uuid(response.trace_id),
             agent_id,
@@ -154,8 +168,172 @@ impl Client {
         ))
     }
 
-    pub(crate) fn same_as(&self, other: &Client) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+    /// Queues an event of the run `trace_id` for the background exporter and returns at
+    /// once; [`fabraix::log_event`](crate::log_event) does this for the current run.
+    ///
+    /// Never waits on the network. A full queue drops the event, counts it, and returns
+    /// [`Error::QueueFull`]; a disabled client drops it quietly.
+    pub fn queue_event(&self, trace_id: TraceId, event: Event) -> Result<(), Error> {
+        if self.is_disabled() {
+            return Ok(());
+        }
+        self.exporter()?.enqueue(trace_id, event)
+    }
+
+    fn exporter(&self) -> Result<&Exporter, Error> {
+        self.inner
+            .exporter
+            .get_or_try_init(|| Exporter::start(self.inner.http.clone(), self.inner.config.clone()))
+    }
+
+    /// Sends one event of the run `trace_id` now, under the retry policy, and returns the
+    /// server's receipt. Unlike [`queue_event`](Self::queue_event), this waits.
+    pub async fn log_event(&self, trace_id: TraceId, event: &Event) -> Result<EventReceipt, Error> {
+        const ENDPOINT: &str = "/event";
+        if self.is_disabled() {
+            return Err(Error::Disabled);
+        }
+        let body = encode(
+            "an event",
+            &EventRequest {
+                event_type: event.kind().as_str(),
+                trace_id,
+                timestamp: wire::unix_seconds(Utc::now()),
+                content: event.content(),
+                schema: event.schema(),
+            },
+        )?;
+        let client = self.clone();
+        let response: EventResponse = io::run(async move {
+            transport::post(&client.inner.http, &client.inner.config, ENDPOINT, body).await
+        })
+        .await??;
+        Ok(EventReceipt {
+            event_id: response.event_id,
+            timestamp: response
+                .timestamp
+                .to_utc()
+                .ok_or_else(|| bad_time(ENDPOINT))?,
+        })
+    }
+
+    /// Asks Fabraix whether the run `trace_id` may take `action`: `POST /check`, awaited
+    /// directly (never queued), under the retry policy.
+    ///
+    /// Fails closed: when no verdict can be had (the API is down after the retries, its
+    /// answer is malformed, the arguments cannot be encoded) the result is an `Err`, never
+    /// a verdict. A verdict that blocks the action is `Ok` with `is_safe == false`; see
+    /// [`Verdict::require_safe`].
+    pub async fn check_action(&self, trace_id: TraceId, action: &Action) -> Result<Verdict, Error> {
+        let body = self.check_body(trace_id, action)?;
+        let client = self.clone();
+        io::run(async move { client.send_check(body).await }).await?
+    }
+
+    /// [`check_action`](Self::check_action) for synchronous code: blocks this thread.
+    pub fn check_action_blocking(
+        &self,
+        trace_id: TraceId,
+        action: &Action,
+    ) -> Result<Verdict, Error> {
+        let body = self.check_body(trace_id, action)?;
+        let client = self.clone();
+        io::block_on(async move { client.send_check(body).await })?
+    }
+
+    fn check_body(&self, trace_id: TraceId, action: &Action) -> Result<Bytes, Error> {
+        if self.is_disabled() {
+            return Err(Error::Disabled);
+        }
+        encode(
+            "an action check",
+            &EventRequest {
+                event_type: "action_check",
+                trace_id,
+                timestamp: wire::unix_seconds(Utc::now()),
+                content: action.content()?,
+                schema: &action.function_schema()?,
+            },
+        )
+    }
+
+    async fn send_check(&self, body: Bytes) -> Result<Verdict, Error> {
+        const ENDPOINT: &str = "/check";
+        let response: CheckResponse =
+            transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
+        Ok(Verdict {
+            is_safe: response.is_safe,
+            reasoning: response.reasoning,
+            action_check_id: response.action_check_id.into_string(),
+            timestamp: response
+                .timestamp
+                .to_utc()
+                .ok_or_else(|| bad_time(ENDPOINT))?,
+        })
+    }
+
+    /// The event exporter's counters: queued, sent, failed, dropped, still in the queue.
+    pub fn event_stats(&self) -> EventStats {
+        self.inner
+            .exporter
+            .get()
+            .map(Exporter::stats)
+            .unwrap_or_default()
+    }
+
+    /// Waits, up to `timeout`, until every event queued before this call has been sent or
+    /// has failed; answers whether that happened in time.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        match self.inner.exporter.get() {
+            Some(exporter) => exporter.flush(None, timeout).await,
+            None => true,
+        }
+    }
+
+    /// [`flush`](Self::flush) for synchronous code: blocks this thread.
+    pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        match self.inner.exporter.get() {
+            Some(exporter) => exporter.flush_blocking(None, timeout),
+            None => true,
+        }
+    }
+
+    /// Flushes one run's events, bounded by the client's flush timeout.
+    pub(crate) async fn flush_trace(&self, trace_id: TraceId) -> bool {
+        match self.inner.exporter.get() {
+            Some(exporter) => {
+                exporter
+                    .flush(Some(trace_id), self.inner.config.flush_timeout)
+                    .await
+            }
+            None => true,
+        }
+    }
+
+    /// [`flush_trace`](Self::flush_trace), blocking.
+    pub(crate) fn flush_trace_blocking(&self, trace_id: TraceId) -> bool {
+        match self.inner.exporter.get() {
+            Some(exporter) => {
+                exporter.flush_blocking(Some(trace_id), self.inner.config.flush_timeout)
+            }
+            None => true,
+        }
+    }
+
+    /// Whether events of this client wait in its queue.
+    pub(crate) fn has_queued_events(&self) -> bool {
+        self.inner
+            .exporter
+            .get()
+            .is_some_and(|e| e.stats().in_queue > 0)
+    }
+}
+
+fn bad_time(endpoint: &'static str) -> Error {
+    Error::Decode {
+        endpoint,
+        message: "`timestamp` is not a time".into(),
+        snippet: String::new(),
     }
 }
 

@@ -142,13 +142,6 @@ impl Error {
             _ => None,
         }
     }
-
-    pub(crate) fn transport(message: impl Into<String>) -> Self {
-        Error::Transport {
-            message: message.into(),
-            source: None,
-        }
-    }
 }
 
 pub(crate) fn is_retryable_status(status: u16) -> bool {

@@ -29,9 +29,6 @@ use crate::error::Error;
 #[serde(transparent)]
 pub struct AgentId(Uuid);
 
-/// The URL whose version-5 UUID in the RFC 9562 URL namespace is [`AgentId::NAMESPACE`].
-const NAMESPACE_URL: &str = "https://fabraix.com/agents";
-
 impl AgentId {
     /// The namespace of [`AgentId::from_name`]:
     /// `uuid_v5(NAMESPACE_URL, "https://fabraix.com/agents")`.
@@ -195,7 +192,7 @@ mod tests {
     fn namespace_is_the_v5_uuid_of_the_documented_url() {
         assert_eq!(
             AgentId::NAMESPACE,
-            Uuid::new_v5(&Uuid::NAMESPACE_URL, NAMESPACE_URL.as_bytes())
+            Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://fabraix.com/agents")
         );
     }
 

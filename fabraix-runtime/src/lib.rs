@@ -6,10 +6,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod action;
 mod client;
 mod config;
 mod context;
+mod current;
 mod error;
+mod event;
+mod exporter;
 mod global;
 mod ids;
 mod io;
@@ -22,12 +26,18 @@ mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use action::{Action, Verdict};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL};
 pub use context::{
     TraceFutureExt, Traced, current_trace, scope, spawn, spawn_blocking, sync_scope,
 };
+pub use current::{
+    check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event,
+};
 pub use error::Error;
+pub use event::{Event, EventReceipt, EventType};
+pub use exporter::EventStats;
 pub use global::{global_client, init};
 pub use ids::{AgentId, TraceId};
 pub use trace::Trace;

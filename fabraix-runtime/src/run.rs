@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::context::{RunContext, Slot, SyncScope, Traced};
 use crate::error::Error;
 use crate::global::global_client;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, TraceId};
 use crate::trace::Trace;
 
 /// Anything `#[fabraix::agent(id = …)]` takes as an id: a name or UUID as text, or an id.
@@ -58,6 +58,8 @@ impl IntoAgentId for uuid::Uuid {
 pub struct AgentRun {
     ctx: RunContext,
     agent_id: Option<AgentId>,
+    /// The client that registered the run, whose queue is flushed when the run ends.
+    client: Option<Client>,
 }
 
 impl AgentRun {
@@ -72,7 +74,7 @@ impl AgentRun {
         let (client, explicit) = resolve(client)?;
         let agent_id = agent_id?;
         let outcome = client.register_agent_run(agent_id, &system_prompt).await;
-        Self::from_registration(outcome, agent_id, explicit.then(|| client.clone()))
+        Self::from_registration(outcome, agent_id, client, explicit)
     }
 
     /// [`start`](Self::start) for synchronous fns: blocks until registered.
@@ -84,20 +86,24 @@ impl AgentRun {
         let (client, explicit) = resolve(client)?;
         let agent_id = agent_id?;
         let outcome = client.register_agent_run_blocking(agent_id, &system_prompt);
-        Self::from_registration(outcome, agent_id, explicit.then(|| client.clone()))
+        Self::from_registration(outcome, agent_id, client, explicit)
     }
 
     fn from_registration(
         outcome: Result<Trace, Error>,
         agent_id: AgentId,
-        client: Option<Client>,
+        client: &Client,
+        explicit: bool,
     ) -> Result<Self, Error> {
+        // Only an explicit client rides in the context; the global one is found again.
+        let carried = explicit.then(|| client.clone());
         match outcome {
             Ok(trace) => Ok(Self {
-                ctx: RunContext::new(Slot::Traced(trace), client),
+                ctx: RunContext::new(Slot::Traced(trace), carried),
                 agent_id: Some(agent_id),
+                client: Some(client.clone()),
             }),
-            Err(Error::Disabled) => Ok(Self::untraced(Some(agent_id), client)),
+            Err(Error::Disabled) => Ok(Self::untraced(Some(agent_id), carried)),
             Err(e) => Err(e),
         }
     }
@@ -106,7 +112,14 @@ impl AgentRun {
         Self {
             ctx: RunContext::new(Slot::Untraced, client),
             agent_id,
+            client: None,
         }
+    }
+
+    /// The client and trace whose events to flush when the run ends.
+    fn flush_target(&self) -> Option<(Client, TraceId)> {
+        let trace = self.ctx.slot.trace()?;
+        Some((self.client.clone()?, trace.trace_id()))
     }
 
     /// `on_failure = "continue"`: a failed registration becomes an untraced run and one
@@ -139,7 +152,10 @@ impl AgentRun {
     pub fn scope<F: Future>(self, body: F) -> RunFuture<F> {
         RunFuture {
             span: self.span(),
+            flush_target: self.flush_target(),
             inner: Traced::new(self.ctx, body),
+            output: None,
+            flushing: None,
         }
     }
 
@@ -147,8 +163,9 @@ impl AgentRun {
     pub fn enter(self) -> RunGuard {
         let span = self.span();
         RunGuard {
+            flush_target: self.flush_target(),
             _entered: span.entered(),
-            scope: SyncScope::enter(self.ctx),
+            _scope: SyncScope::enter(self.ctx),
         }
     }
 
@@ -176,13 +193,19 @@ fn resolve(client: Option<&Client>) -> Result<(&Client, bool), Error> {
     }
 }
 
+type Flushing = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 pin_project_lite::pin_project! {
-    /// The body of an async agent fn, running inside its run.
+    /// The body of an async agent fn, running inside its run; when the body is done, the
+    /// run's queued events are flushed before the output is returned.
     #[must_use = "futures do nothing unless polled"]
-    pub struct RunFuture<F> {
+    pub struct RunFuture<F: Future> {
         #[pin]
         inner: Traced<F>,
         span: RunSpan,
+        flush_target: Option<(Client, TraceId)>,
+        output: Option<F::Output>,
+        flushing: Option<Flushing>,
     }
 }
 
@@ -192,16 +215,57 @@ impl<F: Future> Future for RunFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        this.inner.poll(cx)
+        if this.output.is_none() {
+            let output = std::task::ready!(this.inner.poll(cx));
+            match this.flush_target.take() {
+                Some((client, trace_id)) if client.has_queued_events() => {
+                    *this.flushing = Some(Box::pin(async move {
+                        report_flush(client.flush_trace(trace_id).await)
+                    }));
+                    *this.output = Some(output);
+                }
+                _ => return Poll::Ready(output),
+            }
+        }
+        if let Some(flushing) = this.flushing.as_mut() {
+            std::task::ready!(flushing.as_mut().poll(cx));
+            *this.flushing = None;
+        }
+        match this.output.take() {
+            Some(output) => Poll::Ready(output),
+            // Only reachable by polling after completion, which futures need not support.
+            None => Poll::Pending,
+        }
     }
 }
 
-/// Keeps a sync agent fn's run current until the body ends.
+/// Keeps a sync agent fn's run current until the body ends, then flushes its events.
 #[derive(Debug)]
 pub struct RunGuard {
+    flush_target: Option<(Client, TraceId)>,
     // Dropped in declaration order: the run's context goes before its span closes.
-    scope: SyncScope,
+    _scope: SyncScope,
     _entered: EnteredRunSpan,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some((client, trace_id)) = self.flush_target.take()
+            && client.has_queued_events()
+        {
+            report_flush(client.flush_trace_blocking(trace_id));
+        }
+    }
+}
+
+fn report_flush(flushed: bool) -> bool {
+    if !flushed {
+        tracing::warn!(
+            target: "fabraix",
+            "fabraix events of this run were still queued when the agent fn returned (flush timed out); they stay queued"
+        );
+    }
+    flushed
 }
 
 /// The run's `tracing` span (feature `tracing`), entered around the body.

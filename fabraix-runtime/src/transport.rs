@@ -18,10 +18,27 @@ use crate::wire::ErrorBody;
 const SNIPPET_CHARS: usize = 160;
 
 /// What one attempt came to, when it was not a success.
-struct Failure {
-    error: Error,
-    retryable: bool,
-    retry_after: Option<Duration>,
+pub(crate) struct Failure {
+    pub error: Error,
+    pub retryable: bool,
+    /// The wait the server asked for (429 and 503 only).
+    pub retry_after: Option<Duration>,
+}
+
+/// One attempt, no retries: for callers with a retry policy of their own (the exporter).
+pub(crate) async fn post_once<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    config: &Config,
+    endpoint: &'static str,
+    body: Bytes,
+) -> Result<T, Failure> {
+    let url = config.endpoint(endpoint);
+    let bytes = attempt(http, config, &url, endpoint, body, config.timeout).await?;
+    decode(config, endpoint, &bytes).map_err(|error| Failure {
+        error,
+        retryable: false,
+        retry_after: None,
+    })
 }
 
 /// Sends `body` (shared between attempts without copying) to `endpoint` (e.g. `/register-agent-run`) under the client's retry policy
