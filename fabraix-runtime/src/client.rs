@@ -12,6 +12,7 @@ use once_cell::sync::OnceCell;
 
 use crate::action::{Action, Verdict};
 use crate::config::{ClientBuilder, Config};
+use crate::context::{RunContext, Slot, SyncScope, Traced};
 use crate::error::Error;
 use crate::event::{Event, EventReceipt};
 use crate::exporter::{EventStats, Exporter};
@@ -270,6 +271,21 @@ impl Client {
                 .to_utc()
                 .ok_or_else(|| bad_time(ENDPOINT))?,
         })
+    }
+
+    /// Runs `future` with `trace` as the current run, its events and checks going through
+    /// this client: what `#[fabraix::agent(client = …)]` does, for a run registered by hand.
+    pub fn scope<F: std::future::Future>(&self, trace: Trace, future: F) -> Traced<F> {
+        Traced::new(
+            RunContext::new(Slot::Traced(trace), Some(self.clone())),
+            future,
+        )
+    }
+
+    /// [`scope`](Self::scope) for synchronous code.
+    pub fn sync_scope<R>(&self, trace: Trace, f: impl FnOnce() -> R) -> R {
+        let _scope = SyncScope::enter(RunContext::new(Slot::Traced(trace), Some(self.clone())));
+        f()
     }
 
     /// The event exporter's counters: queued, sent, failed, dropped, still in the queue.
