@@ -1,6 +1,7 @@
-//! An autonomous agent: one long run that plans actions, asks Fabraix about each before
-//! taking it, and hands slow work to helpers started with `fabraix::spawn`, which stay in
-//! the run. In mock mode the server blocks `delete_records`, to show a refusal.
+//! An autonomous agent: one long run that works through a plan, with every tool guarded by
+//! `#[fabraix::action]` (Fabraix checks each call before its body runs) and slow work
+//! handed to helpers started with `fabraix::spawn`, which stay in the run. In mock mode the
+//! server blocks `delete_records`, to show a refusal.
 //!
 //! ```text
 //! cargo run --example autonomous
@@ -8,64 +9,86 @@
 
 mod common;
 
-use fabraix::{Action, Event, EventType};
-use serde_json::json;
+use fabraix::{Event, EventType};
 
-/// What the planner wants to do next, as (tool, arguments).
-fn plan() -> Vec<(&'static str, serde_json::Value)> {
-    vec![
-        ("fetch_report", json!({ "report": "weekly-sales" })),
-        ("summarize", json!({ "max_words": 80 })),
-        (
-            "delete_records",
-            json!({ "table": "customers", "older_than_days": 0 }),
-        ),
-        ("send_email", json!({ "to": "team@example.com" })),
-    ]
+#[derive(Debug)]
+enum ToolError {
+    Fabraix(fabraix::Error),
 }
 
-/// A helper task: runs in the same agent run because it was started with `fabraix::spawn`.
-async fn execute(
-    tool: &'static str,
-    arguments: serde_json::Value,
-) -> Result<String, fabraix::Error> {
-    let trace = fabraix::current_trace().ok_or(fabraix::Error::NoTrace)?;
-    fabraix::log_event(Event::json(
-        EventType::Tool,
-        &json!({ "tool": tool, "arguments": arguments }),
-        json!({ "type": "object" }),
-    )?)?;
-    Ok(format!("{tool} done in run {trace}"))
+impl From<fabraix::Error> for ToolError {
+    fn from(error: fabraix::Error) -> Self {
+        ToolError::Fabraix(error)
+    }
+}
+
+/// Fetch a named report from the warehouse.
+#[fabraix::action]
+async fn fetch_report(report: String) -> Result<Vec<u32>, ToolError> {
+    // Slow work goes to a helper task; `fabraix::spawn` keeps it in this run.
+    let rows = fabraix::spawn(async move {
+        let trace = fabraix::current_trace().map(|t| t.to_string());
+        println!(
+            "  helper for {report} runs in trace {}",
+            trace.unwrap_or_default()
+        );
+        vec![120, 80, 95]
+    });
+    rows.await
+        .map_err(|e| ToolError::Fabraix(fabraix::Error::Runtime(e.to_string())))
+}
+
+/// Summarize numbers in at most `max_words` words.
+#[fabraix::action]
+fn summarize(rows: Vec<u32>, max_words: u32) -> Result<String, ToolError> {
+    let total: u32 = rows.iter().sum();
+    Ok(format!(
+        "{} rows, {total} in all (at most {max_words} words)",
+        rows.len()
+    ))
+}
+
+/// Delete the records of a table older than some days.
+#[fabraix::action]
+async fn delete_records(table: String, older_than_days: u32) -> Result<u64, ToolError> {
+    // A stand-in: nothing is deleted, whatever the verdict.
+    println!("  (would delete {table} records older than {older_than_days} days)");
+    Ok(0)
+}
+
+/// Send an email to the team.
+#[fabraix::action]
+async fn send_email(to: String, body: String) -> Result<(), ToolError> {
+    println!("  email to {to}: {body}");
+    Ok(())
 }
 
 #[fabraix::agent(
     id = "ops-autopilot",
     system_prompt = "You run routine operations. Never destroy data."
 )]
-async fn autopilot() -> Result<(), fabraix::Error> {
-    for (tool, arguments) in plan() {
-        let action = Action::new(tool)
-            .description(format!("The `{tool}` tool"))
-            .arguments(&arguments);
-        let verdict = fabraix::check_action(&action).await?;
-        if !verdict.is_safe {
-            println!("blocked  {tool}: {}", verdict.reasoning);
+async fn autopilot() -> Result<(), ToolError> {
+    let rows = fetch_report("weekly-sales".into()).await?;
+    println!("approved fetch_report: {rows:?}");
+    let summary = summarize(rows, 80)?;
+    println!("approved summarize: {summary}");
+    match delete_records("customers".into(), 0).await {
+        Err(ToolError::Fabraix(fabraix::Error::Blocked { reasoning, .. })) => {
+            println!("blocked  delete_records: {reasoning}");
             fabraix::log_event(Event::text(
                 EventType::System,
-                format!("skipped {tool}: {}", verdict.reasoning),
+                format!("skipped delete_records: {reasoning}"),
             ))?;
-            continue;
         }
-        let outcome = fabraix::spawn(execute(tool, arguments))
-            .await
-            .map_err(|e| fabraix::Error::Runtime(e.to_string()))??;
-        println!("approved {tool}: {outcome}");
+        other => println!("delete_records: {other:?}"),
     }
+    send_email("team@example.com".into(), summary).await?;
+    println!("approved send_email");
     Ok(())
 }
 
 #[tokio::main]
-async fn main() -> Result<(), fabraix::Error> {
+async fn main() -> Result<(), ToolError> {
     let server = common::mock_unless_configured()?;
     if let Some(server) = &server {
         server.block_action(

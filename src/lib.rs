@@ -9,7 +9,7 @@ pub use fabraix_runtime::{
     scope, spawn, spawn_blocking, sync_scope,
 };
 
-pub use fabraix_macros::agent;
+pub use fabraix_macros::{action, agent};
 
 #[cfg(feature = "testing")]
 pub use fabraix_runtime::testing;

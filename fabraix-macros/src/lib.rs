@@ -6,8 +6,10 @@
 //! with the error, so one mistake gives one message.
 #![warn(missing_docs)]
 
+mod action;
 mod agent;
 mod args;
+mod codegen;
 mod item;
 mod lookalike;
 mod spawn_lint;
@@ -19,4 +21,11 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
     agent::expand(args.into(), input.into()).into()
+}
+
+/// Checks each call of the fn with Fabraix before its body runs: the body runs only if the
+/// verdict approves the call. Documented in the `fabraix` crate.
+#[proc_macro_attribute]
+pub fn action(args: TokenStream, input: TokenStream) -> TokenStream {
+    action::expand(args.into(), input.into()).into()
 }

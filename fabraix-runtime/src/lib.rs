@@ -15,6 +15,7 @@ mod error;
 mod event;
 mod exporter;
 mod global;
+mod guard;
 mod ids;
 mod io;
 mod retry;
@@ -45,6 +46,9 @@ pub use trace::Trace;
 /// Used by the code `#[fabraix::agent]` and `#[fabraix::action]` generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::guard::{
+        ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, refuse,
+    };
     pub use crate::run::{
         AgentRun, ErrorReturn, IntoAgentId, RunFuture, RunGuard, agent_id, system_prompt,
     };
