@@ -17,12 +17,12 @@ use crate::error::Error;
 use crate::event::{Event, EventReceipt};
 use crate::exporter::{EventStats, Exporter};
 use crate::ids::{AgentId, TraceId};
+use crate::io;
 use crate::trace::Trace;
 use crate::transport;
 use crate::wire::{
     self, CheckResponse, EventRequest, EventResponse, RegisterRequest, RegisterResponse,
 };
-use crate::{io, trace};
 
 /// A connection to the Fabraix API: its settings and one shared connection pool.
 ///
@@ -158,15 +158,7 @@ impl Client {
         const ENDPOINT: &str = "/register-agent-run";
         let response: RegisterResponse =
             transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
-        let registered_at = response
-            .timestamp
-            .to_utc()
-            .ok_or_else(|| bad_time(ENDPOINT))?;
-        Ok(trace::Trace::new(
-            TraceId::from_uuid(response.trace_id),
-            agent_id,
-            registered_at,
-        ))
+        response.into_trace(agent_id)
     }
 
     /// Queues an event of the run `trace_id` for the background exporter and returns at
@@ -209,13 +201,7 @@ impl Client {
             transport::post(&client.inner.http, &client.inner.config, ENDPOINT, body).await
         })
         .await??;
-        Ok(EventReceipt {
-            event_id: response.event_id,
-            timestamp: response
-                .timestamp
-                .to_utc()
-                .ok_or_else(|| bad_time(ENDPOINT))?,
-        })
+        response.into_receipt()
     }
 
     /// Asks Fabraix whether the run `trace_id` may take `action`: `POST /check`, awaited
@@ -262,15 +248,7 @@ impl Client {
         const ENDPOINT: &str = "/check";
         let response: CheckResponse =
             transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
-        Ok(Verdict {
-            is_safe: response.is_safe,
-            reasoning: response.reasoning,
-            action_check_id: response.action_check_id.into_string(),
-            timestamp: response
-                .timestamp
-                .to_utc()
-                .ok_or_else(|| bad_time(ENDPOINT))?,
-        })
+        response.into_verdict()
     }
 
     /// Runs `future` with `trace` as the current run, its events and checks going through
@@ -342,14 +320,6 @@ impl Client {
             .exporter
             .get()
             .is_some_and(|e| e.stats().in_queue > 0)
-    }
-}
-
-fn bad_time(endpoint: &'static str) -> Error {
-    Error::Decode {
-        endpoint,
-        message: "`timestamp` is not a time".into(),
-        snippet: String::new(),
     }
 }
 

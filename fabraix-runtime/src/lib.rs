@@ -79,3 +79,42 @@ pub mod __private {
         pub const thread_spawn: () = ();
     }
 }
+
+/// The response decoders, for fuzzing and property tests. Not public API.
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::time::{Duration, SystemTime};
+
+    use crate::transport::{api_error, decode};
+    use crate::wire::{CheckResponse, EventResponse, RegisterResponse};
+    use crate::{AgentId, Error, EventReceipt, Trace, Verdict};
+
+    /// The key the decoders scrub from what they quote.
+    pub const KEY: &str = "fuzz-secret-key";
+
+    /// A `/register-agent-run` success body, as the client reads it.
+    pub fn register(body: &[u8]) -> Result<Trace, Error> {
+        decode::<RegisterResponse>(KEY, "/register-agent-run", body)?
+            .into_trace(AgentId::from_uuid(uuid::Uuid::nil()))
+    }
+
+    /// An `/event` success body.
+    pub fn event(body: &[u8]) -> Result<EventReceipt, Error> {
+        decode::<EventResponse>(KEY, "/event", body)?.into_receipt()
+    }
+
+    /// A `/check` success body.
+    pub fn check(body: &[u8]) -> Result<Verdict, Error> {
+        decode::<CheckResponse>(KEY, "/check", body)?.into_verdict()
+    }
+
+    /// An error status and its body.
+    pub fn error(status: u16, body: &[u8]) -> Error {
+        api_error(KEY, status, body)
+    }
+
+    /// A `Retry-After` value, read at `now`.
+    pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+        crate::retry::parse_retry_after(value, now)
+    }
+}

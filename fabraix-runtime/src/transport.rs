@@ -34,7 +34,7 @@ pub(crate) async fn post_once<T: DeserializeOwned>(
 ) -> Result<T, Failure> {
     let url = config.endpoint(endpoint);
     let bytes = attempt(http, config, &url, endpoint, body, config.timeout).await?;
-    decode(config, endpoint, &bytes).map_err(|error| Failure {
+    decode(key(config), endpoint, &bytes).map_err(|error| Failure {
         error,
         retryable: false,
         retry_after: None,
@@ -56,7 +56,7 @@ pub(crate) async fn post<T: DeserializeOwned>(
         let remaining = config.deadline.saturating_sub(started.elapsed());
         let outcome = attempt(http, config, &url, endpoint, body.clone(), remaining).await;
         let failure = match outcome {
-            Ok(bytes) => return decode(config, endpoint, &bytes),
+            Ok(bytes) => return decode(key(config), endpoint, &bytes),
             Err(failure) => failure,
         };
         if !failure.retryable || retry >= config.retry.max_retries {
@@ -179,7 +179,7 @@ async fn read_capped(
 
 fn transport_failure(config: &Config, error: reqwest::Error) -> Failure {
     let timeout = error.is_timeout();
-    let message = scrub(config, &error_chain(&error));
+    let message = scrub(key(config), &error_chain(&error));
     let error = if timeout {
         Error::Timeout {
             after: config.timeout,
@@ -206,7 +206,7 @@ fn status_failure(
     let error = if status == 429 {
         Error::RateLimited { retry_after }
     } else {
-        api_error(config, status, body)
+        api_error(key(config), status, body)
     };
     Failure {
         error,
@@ -221,18 +221,18 @@ fn status_failure(
 
 /// An error status becomes [`Error::Api`], from the documented body when there is one and
 /// from a snippet of whatever came otherwise.
-pub(crate) fn api_error(config: &Config, status: u16, body: &[u8]) -> Error {
+pub(crate) fn api_error(key: &str, status: u16, body: &[u8]) -> Error {
     let documented = serde_json::from_slice::<ErrorBody>(body).ok();
     let (kind, code, message) = match documented {
         Some(ErrorBody { error }) => (
-            error.kind.map(|k| scrub(config, &k)),
-            error.code.map(|c| scrub(config, &c)),
-            error.message.map(|m| scrub(config, &m)),
+            error.kind.map(|k| scrub(key, &k)),
+            error.code.map(|c| scrub(key, &c)),
+            error.message.map(|m| scrub(key, &m)),
         ),
         None => (None, None, None),
     };
     let message = message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
-        let snippet = snippet(config, body);
+        let snippet = snippet(key, body);
         let reason = reqwest::StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
@@ -252,20 +252,21 @@ pub(crate) fn api_error(config: &Config, status: u16, body: &[u8]) -> Error {
     }
 }
 
-fn decode<T: DeserializeOwned>(
-    config: &Config,
+/// Decodes a success body as `T`; `key` is scrubbed from any error.
+pub(crate) fn decode<T: DeserializeOwned>(
+    key: &str,
     endpoint: &'static str,
     bytes: &[u8],
 ) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::Decode {
         endpoint,
-        message: scrub(config, &e.to_string()),
-        snippet: snippet(config, bytes),
+        message: scrub(key, &e.to_string()),
+        snippet: snippet(key, bytes),
     })
 }
 
 /// The start of a body, on one line, with the key removed.
-pub(crate) fn snippet(config: &Config, bytes: &[u8]) -> String {
+pub(crate) fn snippet(key: &str, bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out: String = text
         .chars()
@@ -275,17 +276,20 @@ pub(crate) fn snippet(config: &Config, bytes: &[u8]) -> String {
     if text.chars().nth(SNIPPET_CHARS).is_some() {
         out.push('…');
     }
-    scrub(config, out.trim())
+    scrub(key, out.trim())
 }
 
 /// Removes the API key from text that came from outside (a server could echo it back).
-pub(crate) fn scrub(config: &Config, text: &str) -> String {
-    let key = config.api_key.expose_secret();
+pub(crate) fn scrub(key: &str, text: &str) -> String {
     if key.len() >= 4 && text.contains(key) {
         text.replace(key, "[redacted]")
     } else {
         text.to_owned()
     }
+}
+
+fn key(config: &Config) -> &str {
+    config.api_key.expose_secret()
 }
 
 fn error_chain(error: &dyn StdError) -> String {

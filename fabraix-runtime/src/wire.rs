@@ -4,7 +4,11 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::action::Verdict;
+use crate::error::Error;
+use crate::event::EventReceipt;
 use crate::ids::{AgentId, TraceId};
+use crate::trace::Trace;
 
 /// `POST /register-agent-run`: these three fields and nothing else.
 #[derive(Debug, Serialize)]
@@ -91,7 +95,47 @@ pub(crate) enum ServerTime {
     Text(String),
 }
 
+impl RegisterResponse {
+    pub fn into_trace(self, agent_id: AgentId) -> Result<Trace, Error> {
+        let registered_at = self.timestamp.required("/register-agent-run")?;
+        Ok(Trace::new(
+            TraceId::from_uuid(self.trace_id),
+            agent_id,
+            registered_at,
+        ))
+    }
+}
+
+impl EventResponse {
+    pub fn into_receipt(self) -> Result<EventReceipt, Error> {
+        Ok(EventReceipt {
+            event_id: self.event_id,
+            timestamp: self.timestamp.required("/event")?,
+        })
+    }
+}
+
+impl CheckResponse {
+    pub fn into_verdict(self) -> Result<Verdict, Error> {
+        Ok(Verdict {
+            timestamp: self.timestamp.required("/check")?,
+            is_safe: self.is_safe,
+            reasoning: self.reasoning,
+            action_check_id: self.action_check_id.into_string(),
+        })
+    }
+}
+
 impl ServerTime {
+    /// The time, or a decode error naming `endpoint`.
+    fn required(&self, endpoint: &'static str) -> Result<DateTime<Utc>, Error> {
+        self.to_utc().ok_or_else(|| Error::Decode {
+            endpoint,
+            message: "`timestamp` is not a time".into(),
+            snippet: String::new(),
+        })
+    }
+
     pub fn to_utc(&self) -> Option<DateTime<Utc>> {
         match self {
             ServerTime::Seconds(secs) => from_unix_seconds(*secs),
