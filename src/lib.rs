@@ -1,4 +1,202 @@
-//! Rust SDK for [Fabraix](https://fabraix.com), the security platform for AI agents.
+//! The Rust SDK for [Fabraix](https://fabraix.com), the security platform for AI agents.
+//!
+//! Put [`#[fabraix::agent]`](macro@agent) on your agent's entry fn: each call registers a
+//! run with Fabraix, and the run's trace is current in everything the fn calls. Inside the
+//! run, [`log_event`] records what the agent does, and [`check_action`] (or
+//! [`#[fabraix::action]`](macro@action) on a tool) asks Fabraix whether an action is safe
+//! before the agent takes it.
+//!
+//! # Quickstart
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fabraix::Error> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # fabraix::init(server.client())?;
+//! use fabraix::{Event, EventType};
+//!
+//! #[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
+//! async fn handle(message: &str) -> Result<String, fabraix::Error> {
+//!     let trace = fabraix::current_trace().expect("inside an agent run");
+//!     fabraix::log_event(Event::text(EventType::User, message))?;
+//!     let reply = format!("Run {trace} heard: {message}");
+//!     fabraix::log_event(Event::text(EventType::ModelOutput, &reply))?;
+//!     Ok(reply)
+//! }
+//!
+//! let reply = handle("Where is my order?").await?;
+//! assert!(fabraix::current_trace().is_none()); // the run ended with the fn
+//! # assert_eq!(server.requests().len(), 3);
+//! # let _ = reply;
+//! # Ok(()) }
+//! ```
+//!
+//! With `FABRAIX_API_KEY` set in the environment, the global client talks to the API at
+//! `FABRAIX_BASE_URL` (default `https://dev.fabraix.com/v1`); or configure one in code with
+//! [`Client::builder`] and install it with [`init`].
+//!
+//! # The attribute
+//!
+//! ```ignore
+//! #[fabraix::agent(
+//!     id = "support-bot",                  // a name (mapped to a stable UUID) or a UUID
+//!     system_prompt = SYSTEM_PROMPT,       // any `impl Into<String>`, evaluated per call
+//!     on_failure = "continue",             // or "error" / "panic": if registration fails
+//!     client = &self.fabraix,              // a `&fabraix::Client` instead of the global one
+//!     crate = "my_sdk::fabraix",           // where the facade is, for re-exporting crates
+//! )]
+//! ```
+//!
+//! - `id` and `system_prompt` are required; both may be expressions using the fn's
+//!   arguments and `self`. A name becomes a UUID through [`AgentId::from_name`], so
+//!   `id = "cs-agent-prod-v1"` is the same agent in every run and process. An empty id, or a
+//!   literal that looks like a UUID without being one, is a compile error.
+//! - `on_failure`: when the run cannot be registered after the retries, `"continue"` (the
+//!   default) runs the body with no trace and emits one `tracing` warning; `"error"` returns
+//!   `Err(fabraix::Error.into())` without running the body (the fn must return
+//!   `Result<T, E>` with `E: From<fabraix::Error>`); `"panic"` panics. A disabled SDK
+//!   (`FABRAIX_DISABLED=1`) is not a failure: the body runs without a trace.
+//! - Works on every fn shape: async and sync fns, methods taking `self`, `&self` or
+//!   `&mut self`, generics, lifetimes, `impl Trait`, `unsafe fn`, any visibility, and with
+//!   `#[tokio::main]` / `#[tokio::test]` on either side. A sync fn blocks on its
+//!   registration, with or without a runtime around it.
+//! - The body's `return`, `?`, panics and value behave exactly as without the attribute.
+//!   When it ends, the run's queued events are flushed (bounded by the client's flush
+//!   timeout), so an agent `main` that returns loses nothing.
+//! - An agent fn called inside another gets its own run; the outer run is current again
+//!   when it returns.
+//!
+//! # Carrying the trace
+//!
+//! [`current_trace`] reads the innermost run anywhere below the agent fn, in async or sync
+//! code. A bare `tokio::spawn` does not inherit it (the attribute warns when it sees one in
+//! the body); carry it with [`spawn`], [`spawn_blocking`],
+//! [`TraceFutureExt::in_current_trace`], or [`scope`] / [`sync_scope`] for threads and other
+//! runtimes:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let trace = fabraix::Trace::new(fabraix::TraceId::from_uuid(uuid::Uuid::new_v4()),
+//! #     fabraix::AgentId::from_name("demo").unwrap(), chrono::Utc::now());
+//! use fabraix::TraceFutureExt;
+//!
+//! fabraix::scope(trace, async {
+//!     let inherited = fabraix::spawn(async { fabraix::current_trace() });
+//!     let carried = tokio::spawn(async { fabraix::current_trace() }.in_current_trace());
+//!     let bare = tokio::spawn(async { fabraix::current_trace() });
+//!     assert_eq!(inherited.await.unwrap(), Some(trace));
+//!     assert_eq!(carried.await.unwrap(), Some(trace));
+//!     assert_eq!(bare.await.unwrap(), None);
+//! })
+//! .await;
+//! # }
+//! ```
+//!
+//! # Events
+//!
+//! [`log_event`] never waits on the network: the event joins a bounded queue that a
+//! background exporter sends, in order per run, retrying while the API is unavailable.
+//! A full queue returns [`Error::QueueFull`] and counts the drop ([`event_stats`]); it never
+//! blocks. Build events with [`Event::text`], [`Event::json`] or [`Event::typed`] (the
+//! schema derived by `schemars` from your type).
+//!
+//! # Checking actions
+//!
+//! [`check_action`] asks `POST /check` and waits for the [`Verdict`]. Checks fail closed:
+//! when no verdict can be had the answer is an `Err`, never a silent "safe".
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fabraix::Error> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # server.block_action("transfer_funds", "Over the daily limit.");
+//! # let client = server.client();
+//! #[fabraix::agent(id = "payments", system_prompt = "You move money.", client = &client)]
+//! async fn pay(client: &fabraix::Client) -> Result<(), fabraix::Error> {
+//!     let action = fabraix::Action::new("transfer_funds")
+//!         .description("Move money between two accounts.")
+//!         .arguments(&serde_json::json!({ "to": "acct-9", "amount_cents": 1250 }));
+//!     let verdict = fabraix::check_action(&action).await?;
+//!     if !verdict.is_safe {
+//!         println!("refused: {}", verdict.reasoning);
+//!     }
+//!     Ok(())
+//! }
+//! pay(&client).await
+//! # }
+//! ```
+//!
+//! # Guarding tools
+//!
+//! [`#[fabraix::action]`](macro@action) puts the check on the tool itself, so no call path
+//! can forget it. The schema is the fn's name, its doc comment, and one parameter per
+//! argument (`Serialize + JsonSchema`); a blocked call never runs its body and returns
+//! `Err(Error::Blocked { .. }.into())`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fabraix::Error> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # let client = server.client();
+//! /// Move money between two accounts.
+//! #[fabraix::action]
+//! async fn transfer_funds(to: String, amount_cents: u64) -> Result<String, fabraix::Error> {
+//!     Ok(format!("moved {amount_cents} to {to}"))
+//! }
+//!
+//! server.block_action("transfer_funds", "Over the daily limit.");
+//! # let trace = client.register_agent_run(fabraix::AgentId::from_name("a")?, "p").await?;
+//! # client.scope(trace, async {
+//! let refused = transfer_funds("acct-9".into(), 1_000_000).await;
+//! assert!(matches!(refused, Err(fabraix::Error::Blocked { .. })));
+//! # }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Testing with the MockServer
+//!
+//! With the `testing` feature, [`testing::MockServer`] is the Fabraix API in-process, over
+//! real HTTP on loopback: it validates every request as the API documents, issues trace
+//! ids, records requests, answers verdicts from rules, and injects faults.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fabraix::Error> {
+//! use fabraix::testing::{Endpoint, MockServer};
+//!
+//! let server = MockServer::start().await?;
+//! let client = server.client();
+//!
+//! #[fabraix::agent(id = "under-test", system_prompt = "p", client = &client)]
+//! async fn agent(client: &fabraix::Client) {}
+//!
+//! agent(&client).await;
+//! let registered = server.requests_to(Endpoint::RegisterAgentRun);
+//! assert_eq!(registered[0].body["system_prompt"], "p");
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `FABRAIX_API_KEY` | the API key, sent as `x-api-key`, never logged | required unless disabled |
+//! | `FABRAIX_BASE_URL` | the API's base URL; `https://` unless loopback | `https://dev.fabraix.com/v1` |
+//! | `FABRAIX_TIMEOUT_MS` | timeout of one attempt | `10000` |
+//! | `FABRAIX_MAX_RETRIES` | retries of 429, 5xx, connection errors, timeouts | `3` |
+//! | `FABRAIX_DISABLED` | `1`: send nothing, runs have no trace | unset |
+//!
+//! [`ClientBuilder`] has these and more: connect timeout, a total deadline per call,
+//! backoff base and cap, the longest `Retry-After` honoured, queue capacity, requests in
+//! flight, flush timeout.
+//!
+//! # Features
+//!
+//! - `rustls` (default): TLS through rustls. `native-tls`: the platform's TLS instead.
+//! - `tracing` (default): each run is a `fabraix.agent_run` span (fields `agent_id`,
+//!   `trace_id`) around the body, so log lines inside a run carry its ids.
+//! - `testing`: [`testing::MockServer`].
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -12,9 +210,13 @@ pub use fabraix_runtime::{
 pub use fabraix_macros::{action, agent};
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use fabraix_runtime::testing;
 
 #[doc(hidden)]
 pub mod __private {
     pub use fabraix_runtime::__private::*;
 }
+
+#[doc(hidden)]
+pub use fabraix_runtime::__fuzz;
