@@ -49,6 +49,8 @@ pub struct Client {
 struct Inner {
     config: Config,
     http: reqwest::Client,
+    /// Bounds the direct calls (register, check, `log_event`) in flight at once.
+    permits: tokio::sync::Semaphore,
     /// Started by the first queued event.
     exporter: OnceCell<Exporter>,
 }
@@ -87,6 +89,7 @@ impl Client {
             .map_err(|e| Error::Config(format!("could not build the http client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                permits: tokio::sync::Semaphore::new(config.max_in_flight),
                 config,
                 http,
                 exporter: OnceCell::new(),
@@ -156,8 +159,14 @@ impl Client {
 
     async fn send_register(&self, agent_id: AgentId, body: Bytes) -> Result<Trace, Error> {
         const ENDPOINT: &str = "/register-agent-run";
-        let response: RegisterResponse =
-            transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
+        let response: RegisterResponse = transport::post(
+            &self.inner.http,
+            &self.inner.config,
+            &self.inner.permits,
+            ENDPOINT,
+            body,
+        )
+        .await?;
         response.into_trace(agent_id)
     }
 
@@ -198,7 +207,14 @@ impl Client {
         )?;
         let client = self.clone();
         let response: EventResponse = io::run(async move {
-            transport::post(&client.inner.http, &client.inner.config, ENDPOINT, body).await
+            transport::post(
+                &client.inner.http,
+                &client.inner.config,
+                &client.inner.permits,
+                ENDPOINT,
+                body,
+            )
+            .await
         })
         .await??;
         response.into_receipt()
@@ -246,8 +262,14 @@ impl Client {
 
     async fn send_check(&self, body: Bytes) -> Result<Verdict, Error> {
         const ENDPOINT: &str = "/check";
-        let response: CheckResponse =
-            transport::post(&self.inner.http, &self.inner.config, ENDPOINT, body).await?;
+        let response: CheckResponse = transport::post(
+            &self.inner.http,
+            &self.inner.config,
+            &self.inner.permits,
+            ENDPOINT,
+            body,
+        )
+        .await?;
         response.into_verdict()
     }
 

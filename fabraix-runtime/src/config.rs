@@ -70,7 +70,7 @@ impl fmt::Debug for Config {
 /// | [`backoff`](Self::backoff) (base, cap) | 100 ms, 5 s | |
 /// | [`max_retry_after`](Self::max_retry_after) | 30 s | |
 /// | [`queue_capacity`](Self::queue_capacity) | 4096 events | |
-/// | [`max_in_flight`](Self::max_in_flight) | 32 requests | |
+/// | [`max_in_flight`](Self::max_in_flight) | 32 event requests, and 32 other calls | |
 /// | [`flush_timeout`](Self::flush_timeout) | 5 s | |
 ///
 /// ```
@@ -237,7 +237,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How many event requests the exporter keeps in flight at once.
+    /// How many requests may be in flight at once: this many event requests from the
+    /// exporter, and this many other calls (registrations, checks, direct events). Calls
+    /// past it wait their turn (within their deadline), so a burst of thousands of agent
+    /// runs shares a few connections instead of opening one each.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests;
         self

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
 use crate::config::{Config, MAX_RESPONSE_BYTES};
 use crate::error::{Error, is_retryable_status};
@@ -43,9 +44,12 @@ pub(crate) async fn post_once<T: DeserializeOwned>(
 
 /// Sends `body` (shared between attempts without copying) to `endpoint` (e.g. `/register-agent-run`) under the client's retry policy
 /// and deadline, and decodes a success as `T`. Runs on the SDK's own runtime.
+/// At most `permits` attempts are in flight at once, across all calls of the client, so a
+/// burst of calls shares a bounded set of connections instead of opening one each.
 pub(crate) async fn post<T: DeserializeOwned>(
     http: &reqwest::Client,
     config: &Config,
+    permits: &Semaphore,
     endpoint: &'static str,
     body: Bytes,
 ) -> Result<T, Error> {
@@ -54,7 +58,17 @@ pub(crate) async fn post<T: DeserializeOwned>(
     let mut retry = 0u32;
     loop {
         let remaining = config.deadline.saturating_sub(started.elapsed());
-        let outcome = attempt(http, config, &url, endpoint, body.clone(), remaining).await;
+        let outcome = match tokio::time::timeout(remaining, permits.acquire()).await {
+            Ok(Ok(_permit)) => {
+                let remaining = config.deadline.saturating_sub(started.elapsed());
+                attempt(http, config, &url, endpoint, body.clone(), remaining).await
+            }
+            _ => {
+                return Err(Error::Timeout {
+                    after: config.deadline,
+                });
+            }
+        };
         let failure = match outcome {
             Ok(bytes) => return decode(key(config), endpoint, &bytes),
             Err(failure) => failure,
