@@ -147,7 +147,7 @@ fn agent(c: &mut Criterion) {
     let server = MockServer::start_blocking().expect("a server");
     let client = server.client();
 
-    #[fabraix::agent(id = "bench", system_prompt = "You are a benchmark.", client = &client)]
+    #[fabraix::agent(id = "bench", system_prompt = "You are a benchmark.", client = client)]
     async fn annotated(client: &Client) -> Option<Trace> {
         let _ = client;
         black_box(fabraix::current_trace())

@@ -104,7 +104,7 @@ async fn an_allowed_call_runs_and_is_logged_as_a_tool_event() {
     let ok = in_run(&client, transfer_funds(account(), 5)).await;
     assert!(ok.is_ok());
     let declined = in_run(&client, transfer_funds(account(), 0)).await;
-    assert!(matches!(declined, Err(ToolError::Declined(_))));
+    assert!(matches!(declined, Err(ToolError::Declined(why)) if why == "nothing to move"));
 
     let checks = server.requests_to(Endpoint::Check);
     let events = server.requests_to(Endpoint::Event);

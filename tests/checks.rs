@@ -133,7 +133,7 @@ async fn check_action_in_the_current_run_uses_its_trace() {
     let server = MockServer::start().await.unwrap();
     let client = server.client();
 
-    #[fabraix::agent(id = "ambient-check", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "ambient-check", system_prompt = "p", client = client)]
     async fn run(client: &Client) -> Result<(Trace, fabraix::Verdict), Error> {
         let _ = client;
         let action = Action::typed(

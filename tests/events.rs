@@ -38,7 +38,7 @@ async fn each_event_request_has_exactly_the_documented_fields() {
     let server = MockServer::start().await.unwrap();
     let client = server.client();
 
-    #[fabraix::agent(id = "events-wire", system_prompt = "You log.", client = &client)]
+    #[fabraix::agent(id = "events-wire", system_prompt = "You log.", client = client)]
     async fn run(client: &Client) -> fabraix::Trace {
         fabraix::log_event(Event::text(EventType::User, "Where is order 42?")).unwrap();
         fabraix::log_event(
@@ -180,7 +180,7 @@ async fn in_an_unregistered_run_events_are_let_go_without_error() {
         .build()
         .unwrap();
 
-    #[fabraix::agent(id = "untraced", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "untraced", system_prompt = "p", client = client)]
     async fn run(client: &Client) -> Result<(), Error> {
         let _ = client;
         assert!(fabraix::current_trace().is_none());
@@ -256,7 +256,7 @@ async fn fifty_events_have_all_arrived_when_the_agent_fn_returns() {
     let server = MockServer::start().await.unwrap();
     let client = server.client();
 
-    #[fabraix::agent(id = "fifty", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "fifty", system_prompt = "p", client = client)]
     async fn run(client: &Client) {
         let _ = client;
         for n in 0..50 {
@@ -286,7 +286,7 @@ fn a_sync_agent_fn_flushes_too() {
     let server = MockServer::start_blocking().unwrap();
     let client = server.client();
 
-    #[fabraix::agent(id = "sync-fifty", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "sync-fifty", system_prompt = "p", client = client)]
     fn run(client: &Client) {
         let _ = client;
         for n in 0..50 {

@@ -59,7 +59,7 @@ fn a_log_line_inside_a_run_carries_its_trace_id() {
     let client = server.client();
     let (captured, _guard) = capture();
 
-    #[fabraix::agent(id = "traced-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "traced-agent", system_prompt = "p", client = client)]
     fn run(client: &Client) -> fabraix::Trace {
         let _ = client;
         tracing::info!("looking up the order");
@@ -92,7 +92,7 @@ async fn async_runs_are_spans_across_awaits() {
     let client = server.client();
     let (captured, _guard) = capture();
 
-    #[fabraix::agent(id = "async-traced", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "async-traced", system_prompt = "p", client = client)]
     async fn run(client: &Client) -> fabraix::Trace {
         let _ = client;
         tokio::task::yield_now().await;
@@ -124,7 +124,7 @@ async fn a_failed_registration_is_one_warning() {
         .unwrap();
     let (captured, _guard) = capture();
 
-    #[fabraix::agent(id = "unreachable", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "unreachable", system_prompt = "p", client = client)]
     async fn run(client: &Client) -> bool {
         let _ = client;
         fabraix::current_trace().is_none()

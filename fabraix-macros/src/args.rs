@@ -1,6 +1,6 @@
 //! The argument syntax the attributes share: `key = value, ...`, each key at most once.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitStr, Token};
@@ -16,6 +16,9 @@ pub(crate) enum ArgValue {
     Expr(Expr),
     /// `key(a, b)`
     List(Punctuated<Ident, Token![,]>),
+    /// `key(...)` holding something other than names, e.g. `id("support-bot")`: an error
+    /// for every key, worded by the key's parser.
+    Parens(TokenStream),
 }
 
 impl Parse for Arg {
@@ -50,11 +53,12 @@ impl Parse for Arg {
         } else if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            let list = Punctuated::parse_terminated(&content)?;
-            Ok(Arg {
-                key,
-                value: ArgValue::List(list),
-            })
+            let tokens: TokenStream = content.parse()?;
+            let value = match Punctuated::parse_terminated.parse2(tokens.clone()) {
+                Ok(list) => ArgValue::List(list),
+                Err(_) => ArgValue::Parens(tokens),
+            };
+            Ok(Arg { key, value })
         } else {
             Err(syn::Error::new(
                 key.span(),
@@ -70,10 +74,9 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<Vec<Arg>> {
     Ok(parser.parse2(args)?.into_iter().collect())
 }
 
-/// A value given once, with the span of its key for later messages.
+/// A value given once.
 pub(crate) struct Setting<T> {
     pub value: T,
-    pub key_span: Span,
 }
 
 /// Stores `value` in `slot`, or reports the key as a duplicate. The one duplicate check
@@ -90,10 +93,7 @@ pub(crate) fn set_once<T>(
             format!("duplicate argument `{key}`; give it once"),
         ));
     } else {
-        *slot = Some(Setting {
-            value,
-            key_span: key.span(),
-        });
+        *slot = Some(Setting { value });
     }
 }
 
@@ -125,10 +125,7 @@ pub(crate) fn expect_str(key: &Ident, value: ArgValue, example: &str) -> syn::Re
             other,
             format!("`{key}` takes a string literal, e.g. `{key} = {example}`"),
         )),
-        ArgValue::List(_) => Err(syn::Error::new(
-            key.span(),
-            format!("`{key}` takes a value, e.g. `{key} = {example}`"),
-        )),
+        ArgValue::List(_) | ArgValue::Parens(_) => Err(takes_a_value(key, &value, example)),
     }
 }
 
@@ -136,11 +133,25 @@ pub(crate) fn expect_str(key: &Ident, value: ArgValue, example: &str) -> syn::Re
 pub(crate) fn expect_expr(key: &Ident, value: ArgValue, example: &str) -> syn::Result<Expr> {
     match value {
         ArgValue::Expr(expr) => Ok(expr),
-        ArgValue::List(_) => Err(syn::Error::new(
-            key.span(),
-            format!("`{key}` takes a value, e.g. `{key} = {example}`"),
-        )),
+        ArgValue::List(_) | ArgValue::Parens(_) => Err(takes_a_value(key, &value, example)),
     }
+}
+
+/// `key(...)` where `key = value` was meant: suggests the value written in the parentheses.
+fn takes_a_value(key: &Ident, value: &ArgValue, example: &str) -> syn::Error {
+    let content = match value {
+        ArgValue::List(list) => quote::quote!(#list),
+        ArgValue::Parens(tokens) => tokens.clone(),
+        ArgValue::Expr(expr) => quote::quote!(#expr),
+    };
+    let written = match syn::parse2::<Expr>(content) {
+        Ok(expr) => quote::quote!(#expr).to_string(),
+        Err(_) => example.to_owned(),
+    };
+    syn::Error::new(
+        key.span(),
+        format!("`{key}` takes a value after `=`, not a list; write `{key} = {written}`"),
+    )
 }
 
 /// `unknown argument `x`; expected one of `a`, `b`` with a suggestion when one is close.

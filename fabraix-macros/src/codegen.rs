@@ -16,7 +16,9 @@ pub(crate) fn return_type_hint(krate: &TokenStream, output: &ReturnType) -> Toke
         ReturnType::Type(_, ty) if contains_impl_trait(ty) => return TokenStream::new(),
         ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
     };
-    let ret = local("__fabraix_ret");
+    // Hygienic, but located at `R`: the compiler's "return type inferred to be `R` here"
+    // then points at the signature rather than at the attribute.
+    let ret = Ident::new("__fabraix_ret", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
         #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
         if let #krate::__private::Some(#ret) = #krate::__private::None::<#ty> {
@@ -40,4 +42,24 @@ pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
 /// A local of the expansion, hygienic so it can never clash with the user's names.
 pub(crate) fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
+}
+
+/// The tokens with every span set to `span`, so that an error about generated code (a
+/// trait bound on a generated call, say) is reported on the user's token at `span`.
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }

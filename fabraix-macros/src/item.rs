@@ -16,16 +16,19 @@ pub(crate) struct FnItem {
 }
 
 impl FnItem {
-    /// Writes the fn back with another body.
+    /// Writes the fn back with another body, between the braces the user wrote, so the
+    /// fn's span (and lints reported on it) stays on the user's code.
     pub fn with_body(&self, body: TokenStream) -> TokenStream {
         let FnItem {
             attrs,
             vis,
             defaultness,
             sig,
-            ..
+            block,
         } = self;
-        quote::quote! { #(#attrs)* #vis #defaultness #sig { #body } }
+        let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+        braces.set_span(block.brace_token.span.join());
+        quote::quote! { #(#attrs)* #vis #defaultness #sig #braces }
     }
 }
 

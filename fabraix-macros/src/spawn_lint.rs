@@ -18,7 +18,7 @@ const SPAWNS: &[(&[&str], &str)] = &[
 /// Words in a spawn's arguments that show the trace is carried by hand.
 const CARRIERS: &[&str] = &["in_current_trace", "with_trace", "scope", "sync_scope"];
 
-/// One `let _ = marker;` statement per bare spawn found in `body`, spanned at the call.
+/// One `let () = marker;` statement per bare spawn found in `body`, spanned at the call.
 pub(crate) fn markers(body: &TokenStream, krate: &TokenStream) -> TokenStream {
     let mut found = Vec::new();
     scan(body.clone(), &mut found);
@@ -26,7 +26,7 @@ pub(crate) fn markers(body: &TokenStream, krate: &TokenStream) -> TokenStream {
         .into_iter()
         .map(|(span, marker)| {
             let marker = proc_macro2::Ident::new(marker, span);
-            quote_spanned! {span=> let _ = #krate::__private::lint::#marker; }
+            quote_spanned! {span=> let () = #krate::__private::lint::#marker; }
         })
         .collect()
 }

@@ -29,6 +29,7 @@ pub(crate) enum Slot {
 }
 
 impl Slot {
+    #[inline]
     pub(crate) fn trace(self) -> Option<Trace> {
         match self {
             Slot::Traced(trace) => Some(trace),
@@ -80,6 +81,7 @@ impl RunContext {
     }
 }
 
+#[inline]
 pub(crate) fn current_slot() -> Slot {
     SLOT.with(Cell::get)
 }
@@ -103,6 +105,7 @@ pub(crate) fn with_current_client<R>(f: impl FnOnce(Option<&Client>) -> R) -> R 
 /// ```
 /// assert!(fabraix_runtime::current_trace().is_none());
 /// ```
+#[inline]
 pub fn current_trace() -> Option<Trace> {
     current_slot().trace()
 }

@@ -332,6 +332,8 @@ async fn drive(shared: Arc<Shared>, trace_id: TraceId) {
 }
 
 fn complete(shared: &Shared, trace_id: TraceId, number: u64) {
+    // Before any flush is released, so a flushed caller never sees the event in the queue.
+    shared.counters.pending.fetch_sub(1, Ordering::AcqRel);
     let mut state = shared.state();
     state.outstanding.remove(&number);
     if let Some(queue) = state.traces.get_mut(&trace_id) {
@@ -343,8 +345,6 @@ fn complete(shared: &Shared, trace_id: TraceId, number: u64) {
         let first = state.outstanding.first().copied();
         release(&mut state.waiters, |upto| first.is_none_or(|f| f >= upto));
     }
-    drop(state);
-    shared.counters.pending.fetch_sub(1, Ordering::AcqRel);
 }
 
 fn release(waiters: &mut Vec<(u64, oneshot::Sender<()>)>, done: impl Fn(u64) -> bool) {

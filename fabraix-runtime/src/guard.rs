@@ -189,10 +189,10 @@ impl ApprovedCall {
             "action_check_id": self.action_check_id,
             "succeeded": result.succeeded(),
         });
-        if let Ok(event) = Event::json(EventType::Tool, &record, tool_event_schema()) {
-            if let Err(error) = current::log_event(event) {
-                tracing::debug!(target: "fabraix", %error, "tool event not logged");
-            }
+        let logged = Event::json(EventType::Tool, &record, tool_event_schema())
+            .and_then(current::log_event);
+        if let Err(error) = logged {
+            tracing::debug!(target: "fabraix", %error, "tool event not logged");
         }
     }
 }

@@ -282,15 +282,20 @@ pub(crate) fn decode<T: DeserializeOwned>(
 /// The start of a body, on one line, with the key removed.
 pub(crate) fn snippet(key: &str, bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
+    // Scrub before cutting: a key across the cut would otherwise leave its start behind.
+    let window_chars = SNIPPET_CHARS + key.chars().count();
+    let window: String = text.chars().take(window_chars).collect();
+    let scrubbed = scrub(key, &window);
+    let mut out: String = scrubbed
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(SNIPPET_CHARS)
         .collect();
-    if text.chars().nth(SNIPPET_CHARS).is_some() {
+    if scrubbed.chars().nth(SNIPPET_CHARS).is_some() || text.chars().nth(window_chars).is_some()
+    {
         out.push('…');
     }
-    scrub(key, out.trim())
+    out.trim().to_owned()
 }
 
 /// Removes the API key from text that came from outside (a server could echo it back).

@@ -36,6 +36,10 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<ActionArgs> {
                     expr,
                     "`skip` takes a list of argument names, e.g. `skip(client, db)`",
                 )),
+                ArgValue::Parens(tokens) => Err(syn::Error::new_spanned(
+                    tokens,
+                    "`skip` takes a list of argument names, e.g. `skip(client, db)`",
+                )),
             },
             "crate" => expect_str(&key, arg.value, "\"my_crate::fabraix\"")
                 .map(|v| set_once(&mut out.krate, &key, v, &mut errors)),

@@ -2,17 +2,21 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::{ReturnType, Type};
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, Lifetime, Stmt};
 
-use super::valid::{Agent, OnFailure};
+use super::valid::{Agent, OnFailure, Shape, boxed_async_tail};
+use crate::codegen::{local, respan, return_type_hint};
 use crate::item::FnItem;
 use crate::spawn_lint;
 
 pub(crate) fn expand(agent: &Agent, item: &FnItem) -> TokenStream {
-    let body = if item.sig.asyncness.is_some() {
-        async_body(agent, item)
-    } else {
-        sync_body(agent, item)
+    let body = match agent.shape {
+        Shape::Async => async_body(agent, item),
+        Shape::ReturnsFuture => future_body(agent, item),
+        Shape::BoxedAsyncTail => boxed_tail_body(agent, item),
+        Shape::Sync => sync_body(agent, item),
     };
     item.with_body(body)
 }
@@ -67,25 +71,180 @@ fn sync_body(agent: &Agent, item: &FnItem) -> TokenStream {
     }
 }
 
+// Input:  fn f(args) -> impl Future<Output = T> { body }
+// Output: fn f(args) -> impl Future<Output = T> {
+//             let (client, id, prompt) = (CLIENT.cloned(), agent_id(ID), system_prompt(PROMPT));
+//             let body = 'body: { body };   // as written; each `return x` is `break 'body x`
+//             <registration future>(body)  // registers when first polled, then runs `body` in the run
+//         }
+// The body runs before any registration, as written, and only makes the future: the run
+// covers that future, as it covers an `async fn`'s body.
+fn future_body(agent: &Agent, item: &FnItem) -> TokenStream {
+    let krate = &agent.krate;
+    let body = local("__fabraix_body");
+    let label = Lifetime {
+        apostrophe: Span::mixed_site(),
+        ident: local("__fabraix_body"),
+    };
+    let mut block = item.block.clone();
+    let mut returns = Returns {
+        label: &label,
+        found: false,
+    };
+    returns.visit_block_mut(&mut block);
+    let labelled = if returns.found {
+        quote!(#label: #block)
+    } else {
+        quote!(#block)
+    };
+    let inputs = owned_inputs(agent);
+    let lints = spawn_lint::markers(&quote!(#block), krate);
+    let registering = registering_future(agent, &body);
+    quote! {
+        #inputs
+        #lints
+        let #body = #labelled;
+        #registering
+    }
+}
+
+// Input:  fn f(args) -> Pin<Box<dyn Future<..>>> { stmts; Box::pin(async move { body }) }
+// Output: fn f(args) -> Pin<Box<dyn Future<..>>> {
+//             let (client, id, prompt) = (CLIENT.cloned(), agent_id(ID), system_prompt(PROMPT));
+//             stmts;                                   // as written, before any registration
+//             let body = async move { body };
+//             Box::pin(<registration future>(body))    // the call as written
+//         }
+// The same for `async move { body }.boxed()`.
+fn boxed_tail_body(agent: &Agent, item: &FnItem) -> TokenStream {
+    let krate = &agent.krate;
+    let (Some(future), Some((Stmt::Expr(tail, None), prelude))) =
+        (boxed_async_tail(&item.block), item.block.stmts.split_last())
+    else {
+        // `valid.rs` chose this shape only for such a tail.
+        return sync_body(agent, item);
+    };
+    let body = local("__fabraix_body");
+    let registering = registering_future(agent, &body);
+    let boxed = match tail {
+        Expr::Call(call) => {
+            let func = &call.func;
+            quote!(#func(#registering))
+        }
+        Expr::MethodCall(call) => {
+            let method = &call.method;
+            quote!((#registering).#method())
+        }
+        _ => return sync_body(agent, item),
+    };
+    let inputs = owned_inputs(agent);
+    let block = &item.block;
+    let lints = spawn_lint::markers(&quote!(#block), krate);
+    quote! {
+        #inputs
+        #lints
+        #(#prelude)*
+        let #body = #future;
+        #boxed
+    }
+}
+
+// Input:  id = ID, system_prompt = PROMPT, client = CLIENT
+// Output: let client = Some::<&Client>(CLIENT).cloned() | None::<Client>;
+//         let id = agent_id(ID); let prompt = system_prompt(PROMPT);
+// Evaluated on entry, as for every other shape, into owned values, so that the future that
+// registers borrows nothing from the call.
+fn owned_inputs(agent: &Agent) -> TokenStream {
+    let krate = &agent.krate;
+    let (client, id, prompt) = owned_input_names();
+    let client_value = match &agent.client {
+        Some(expr) => {
+            let some = client_arg(krate, expr);
+            quote!(#some.cloned())
+        }
+        None => quote!(#krate::__private::None::<#krate::__private::Client>),
+    };
+    let id_value = id_arg(agent);
+    let prompt_value = prompt_arg(agent);
+    quote! {
+        let #client = #client_value;
+        let #id = #id_value;
+        let #prompt = #prompt_value;
+    }
+}
+
+fn owned_input_names() -> (Ident, Ident, Ident) {
+    (
+        local("__fabraix_client"),
+        local("__fabraix_id"),
+        local("__fabraix_prompt"),
+    )
+}
+
+// Input:  body (a future), the owned inputs
+// Output: async move {
+//             let run = AgentRun::start(client.as_ref(), id, prompt).await;
+//             let run = <on_failure>(run);
+//             AgentRun::scope(run, body).await
+//         }
+fn registering_future(agent: &Agent, body: &Ident) -> TokenStream {
+    let krate = &agent.krate;
+    let run = local("__fabraix_run");
+    let (client, id, prompt) = owned_input_names();
+    let on_failure = on_failure(agent, &run);
+    quote! {
+        async move {
+            let #run = #krate::__private::AgentRun::start(
+                #krate::__private::Option::as_ref(&#client),
+                #id,
+                #prompt,
+            )
+            .await;
+            let #run = #on_failure;
+            #krate::__private::AgentRun::scope(#run, #body).await
+        }
+    }
+}
+
 // Input:  id = ID, system_prompt = PROMPT, client = CLIENT
 // Output: AgentRun::start(Some::<&Client>(CLIENT) | None, agent_id(ID), system_prompt(PROMPT))
 fn start_call(agent: &Agent, function: TokenStream, suffix: TokenStream) -> TokenStream {
     let krate = &agent.krate;
     let client = match &agent.client {
-        Some(client) => quote! {
-            #krate::__private::Some::<&#krate::__private::Client>(#client)
-        },
+        Some(client) => client_arg(krate, client),
         None => quote!(#krate::__private::None),
     };
-    let id = &agent.id;
-    let prompt = &agent.system_prompt;
+    let id = id_arg(agent);
+    let prompt = prompt_arg(agent);
     quote! {
-        #krate::__private::AgentRun::#function(
-            #client,
-            #krate::__private::agent_id(#id),
-            #krate::__private::system_prompt(#prompt),
-        ) #suffix
+        #krate::__private::AgentRun::#function(#client, #id, #prompt) #suffix
     }
+}
+
+// Input:  client = CLIENT
+// Output: Some::<&Client>(CLIENT), spanned at CLIENT so a mistyped client is reported there
+fn client_arg(krate: &TokenStream, client: &Expr) -> TokenStream {
+    let span = client.span();
+    let krate = respan(krate, span);
+    quote_spanned! {span=> #krate::__private::Some::<&#krate::__private::Client>(#client) }
+}
+
+// Input:  id = ID
+// Output: agent_id(ID), spanned at ID so an id of the wrong type is reported there
+fn id_arg(agent: &Agent) -> TokenStream {
+    let id = &agent.id;
+    let span = id.span();
+    let krate = respan(&agent.krate, span);
+    quote_spanned! {span=> #krate::__private::agent_id(#id) }
+}
+
+// Input:  system_prompt = PROMPT
+// Output: system_prompt(PROMPT), spanned at PROMPT so a prompt of the wrong type is reported there
+fn prompt_arg(agent: &Agent) -> TokenStream {
+    let prompt = &agent.system_prompt;
+    let span = prompt.span();
+    let krate = respan(&agent.krate, span);
+    quote_spanned! {span=> #krate::__private::system_prompt(#prompt) }
 }
 
 // Input:  on_failure = "continue" | "panic" | "error"
@@ -100,8 +259,9 @@ fn on_failure(agent: &Agent, run: &Ident) -> TokenStream {
             let error = local("__fabraix_error");
             // Spanned at the `"error"` value, so a return type that cannot carry the error
             // is reported there.
+            let spanned = respan(krate, span);
             let from_error = quote_spanned! {span=>
-                #krate::__private::ErrorReturn::from_error(#error)
+                #spanned::__private::ErrorReturn::from_error(#error)
             };
             quote! {
                 match #run {
@@ -113,52 +273,30 @@ fn on_failure(agent: &Agent, run: &Ident) -> TokenStream {
     }
 }
 
-// Input:  -> R
-// Output: if let Some(ret) = None::<R> { return ret; }
-// Fixes the async block's output type up front, as a fn signature would, so `?` and
-// method calls in the body infer exactly as they did before the rewrite. Skipped when `R`
-// contains `impl Trait`, which cannot be named here.
-fn return_type_hint(krate: &TokenStream, output: &ReturnType) -> TokenStream {
-    let ty = match output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) if contains_impl_trait(ty) => return TokenStream::new(),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
-    let ret = local("__fabraix_ret");
-    let span = match output {
-        ReturnType::Default => Span::call_site(),
-        ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
-    };
-    quote_spanned! {span=>
-        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-        if let #krate::__private::Some(#ret) = #krate::__private::None::<#ty> {
-            return #ret;
-        }
-    }
+/// Turns the body's own `return x` into `break 'label x`, so the body can be evaluated as a
+/// value. Closures, async blocks and nested items keep theirs: those return from themselves.
+struct Returns<'a> {
+    label: &'a Lifetime,
+    found: bool,
 }
 
-fn contains_impl_trait(ty: &Type) -> bool {
-    let mut found = false;
-    scan_type(ty, &mut found);
-    found
-}
-
-fn scan_type(ty: &Type, found: &mut bool) {
-    // Token-level: any `impl` keyword inside the type.
-    let tokens = quote!(#ty);
-    fn walk(tokens: TokenStream, found: &mut bool) {
-        for token in tokens {
-            match token {
-                proc_macro2::TokenTree::Ident(ident) if ident == "impl" => *found = true,
-                proc_macro2::TokenTree::Group(group) => walk(group.stream(), found),
-                _ => {}
+impl VisitMut for Returns<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Closure(_) | Expr::Async(_) => {}
+            Expr::Return(ret) => {
+                if let Some(value) = &mut ret.expr {
+                    self.visit_expr_mut(value);
+                }
+                let label = self.label;
+                let value = ret.expr.take();
+                let span = ret.return_token.span;
+                *expr = syn::parse_quote_spanned!(span=> break #label #value);
+                self.found = true;
             }
+            _ => visit_mut::visit_expr_mut(self, expr),
         }
     }
-    walk(tokens, found);
-}
 
-/// A local of the expansion, hygienic so it can never clash with the user's names.
-fn local(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
 }

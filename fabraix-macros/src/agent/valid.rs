@@ -2,7 +2,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::{Expr, ReturnType, Type};
+use syn::{Expr, GenericArgument, PathArguments, ReturnType, Stmt, Type, TypeParamBound};
 
 use super::attr::AgentArgs;
 use crate::args::Errors;
@@ -17,8 +17,23 @@ pub(crate) enum OnFailure {
     Panic,
 }
 
+/// Where the run is registered and made current, by the kind of fn.
+pub(crate) enum Shape {
+    /// `async fn`: registration is awaited on entry; the body runs in the run.
+    Async,
+    /// `fn f() -> impl Future<..>`: the body runs as written and makes a future; that future
+    /// registers the run when first polled, then runs in it, as an `async fn`'s would.
+    ReturnsFuture,
+    /// A body ending in `Box::pin(async { .. })` or `async { .. }.boxed()`, as `async-trait`
+    /// writes them: the async block registers the run when first polled, then runs in it.
+    BoxedAsyncTail,
+    /// Any other fn: registration blocks on entry; the body runs in the run.
+    Sync,
+}
+
 /// Settings that passed every check: expansion cannot fail on them.
 pub(crate) struct Agent {
+    pub shape: Shape,
     pub id: Expr,
     pub system_prompt: Expr,
     pub on_failure: OnFailure,
@@ -36,6 +51,21 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
             constness.span,
             "`#[fabraix::agent]` cannot go on a `const fn`: registering a run talks to the network at run time; remove `const`",
         ));
+    }
+
+    for attr in &item.attrs {
+        let segments: Vec<String> = attr
+            .path()
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
+        if segments == ["fabraix", "agent"] {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                "`#[fabraix::agent]` is given twice: each call would register two runs; keep one",
+            ));
+        }
     }
 
     let usage = "write `#[fabraix::agent(id = \"support-bot\", system_prompt = \"You are ...\")]`";
@@ -62,17 +92,18 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
         errors.push(syn::Error::new(lit.span(), problem));
     }
 
+    let shape = shape(item);
     let on_failure = match &args.on_failure {
         None => OnFailure::Continue,
         Some(setting) => match setting.value.value().as_str() {
             "continue" => OnFailure::Continue,
             "panic" => OnFailure::Panic,
             "error" => {
-                if let Some(why) = cannot_return_error(&sig.output) {
+                if let Some(why) = cannot_return_error(&shape, &sig.output) {
                     errors.push(syn::Error::new(
                         setting.value.span(),
                         format!(
-                            "`on_failure = \"error\"` needs the fn to return `Result<T, E>` with `E: From<fabraix::Error>`, but it returns {why}; return a `Result`, or use `on_failure = \"continue\"`"
+                            "`on_failure = \"error\"` needs the fn to return `Result<T, E>` with `E: From<fabraix::Error>`, but {why}; return a `Result`, or use `on_failure = \"continue\"`"
                         ),
                     ));
                 }
@@ -82,7 +113,7 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
                 errors.push(syn::Error::new(
                     setting.value.span(),
                     format!(
-                        "unknown `on_failure` value `{other}`; expected one of \"continue\", \"error\", \"panic\""
+                        "unknown `on_failure` value `{other:?}`; expected one of `\"continue\"`, `\"error\"`, `\"panic\"`"
                     ),
                 ));
                 OnFailure::Continue
@@ -110,6 +141,7 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
         return Err(syn::Error::new(Span::call_site(), usage));
     };
     Ok(Agent {
+        shape,
         id: id.value,
         system_prompt: system_prompt.value,
         on_failure,
@@ -118,16 +150,117 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
     })
 }
 
-/// Why a return type can never carry `Err(fabraix::Error)`, when that is plain from the
-/// signature; other types are left to the compiler's `ErrorReturn` bound.
-fn cannot_return_error(output: &ReturnType) -> Option<&'static str> {
-    match output {
-        ReturnType::Default => Some("`()`"),
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(t) if t.elems.is_empty() => Some("`()`"),
-            Type::Never(_) => Some("`!`"),
-            Type::ImplTrait(_) => Some("an `impl Trait`"),
+/// The kind of fn, read from its signature and the end of its body.
+fn shape(item: &FnItem) -> Shape {
+    if item.sig.asyncness.is_some() {
+        Shape::Async
+    } else if let ReturnType::Type(_, ty) = &item.sig.output
+        && impl_future_output(ty).is_some()
+    {
+        Shape::ReturnsFuture
+    } else if boxed_async_tail(&item.block).is_some() {
+        Shape::BoxedAsyncTail
+    } else {
+        Shape::Sync
+    }
+}
+
+/// The async block a body ends in, when it ends in `Box::pin(async { .. })` (any path ending
+/// in `pin`) or `async { .. }.boxed()` / `.boxed_local()`.
+pub(crate) fn boxed_async_tail(block: &syn::Block) -> Option<&syn::ExprAsync> {
+    let Some(Stmt::Expr(tail, None)) = block.stmts.last() else {
+        return None;
+    };
+    match tail {
+        Expr::Call(call) if call.args.len() == 1 => {
+            let Expr::Path(func) = &*call.func else {
+                return None;
+            };
+            let last = func.path.segments.last()?;
+            match &call.args[0] {
+                Expr::Async(block) if last.ident == "pin" => Some(block),
+                _ => None,
+            }
+        }
+        Expr::MethodCall(call) if call.args.is_empty() => match &*call.receiver {
+            Expr::Async(block) if call.method == "boxed" || call.method == "boxed_local" => {
+                Some(block)
+            }
             _ => None,
         },
+        _ => None,
     }
+}
+
+/// For `impl Future<Output = T> + ..`: `Some(Some(T))`, or `Some(None)` when the bound does
+/// not name its output.
+fn impl_future_output(ty: &Type) -> Option<Option<&Type>> {
+    let Type::ImplTrait(bounds) = ty else {
+        return None;
+    };
+    bounds.bounds.iter().find_map(|bound| match bound {
+        TypeParamBound::Trait(bound) => {
+            let last = bound.path.segments.last()?;
+            (last.ident == "Future").then(|| output_binding(&last.arguments))
+        }
+        _ => None,
+    })
+}
+
+/// The future's output in `Pin<Box<dyn Future<Output = T> + ..>>` and the like: the first
+/// `Output = T` anywhere in the type.
+fn nested_future_output(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Path(path) => {
+            path.path
+                .segments
+                .iter()
+                .find_map(|segment| match &segment.arguments {
+                    PathArguments::AngleBracketed(args) => {
+                        args.args.iter().find_map(|arg| match arg {
+                            GenericArgument::Type(ty) => nested_future_output(ty),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                })
+        }
+        Type::TraitObject(object) => object.bounds.iter().find_map(|bound| match bound {
+            TypeParamBound::Trait(bound) => output_binding(&bound.path.segments.last()?.arguments),
+            _ => None,
+        }),
+        Type::Paren(inner) => nested_future_output(&inner.elem),
+        Type::Group(inner) => nested_future_output(&inner.elem),
+        _ => None,
+    }
+}
+
+fn output_binding(arguments: &PathArguments) -> Option<&Type> {
+    let PathArguments::AngleBracketed(args) = arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+        _ => None,
+    })
+}
+
+/// Why the fn can never give back `Err(fabraix::Error)`, when that is plain from the
+/// signature; other types are left to the compiler's `ErrorReturn` bound.
+fn cannot_return_error(shape: &Shape, output: &ReturnType) -> Option<String> {
+    let ReturnType::Type(_, ty) = output else {
+        return Some("it returns `()`".into());
+    };
+    let (what, ty) = match shape {
+        Shape::ReturnsFuture => ("its future's output is", impl_future_output(ty).flatten()?),
+        Shape::BoxedAsyncTail => ("its future's output is", nested_future_output(ty)?),
+        Shape::Async | Shape::Sync => ("it returns", &**ty),
+    };
+    let shown = match ty {
+        Type::Tuple(t) if t.elems.is_empty() => "`()`",
+        Type::Never(_) => "`!`",
+        Type::ImplTrait(_) => "an `impl Trait`",
+        _ => return None,
+    };
+    Some(format!("{what} {shown}"))
 }

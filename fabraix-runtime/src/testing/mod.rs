@@ -200,6 +200,8 @@ struct PlannedFault {
 struct State {
     requests: Vec<RecordedRequest>,
     traces: HashSet<Uuid>,
+    /// The same trace ids, in the order they were issued.
+    issued: Vec<Uuid>,
     blocked: HashMap<String, String>,
     faults: VecDeque<PlannedFault>,
 }
@@ -360,11 +362,11 @@ impl MockServer {
         self.shared.lock().requests.clear();
     }
 
-    /// The trace ids issued so far.
+    /// The trace ids issued so far, in the order they were issued.
     pub fn issued_traces(&self) -> Vec<TraceId> {
         self.shared
             .lock()
-            .traces
+            .issued
             .iter()
             .copied()
             .map(TraceId::from_uuid)

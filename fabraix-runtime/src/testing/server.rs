@@ -334,7 +334,10 @@ fn register(shared: &Shared, body: &Value) -> Result<Value, Rejection> {
         ));
     }
     let trace_id = Uuid::new_v4();
-    shared.lock().traces.insert(trace_id);
+    let mut state = shared.lock();
+    state.traces.insert(trace_id);
+    state.issued.push(trace_id);
+    drop(state);
     Ok(json!({
         "trace_id": trace_id.to_string(),
         "timestamp": wire::iso_millis(chrono::Utc::now()),

@@ -1,0 +1,165 @@
+//! Paired measurements: the SDK and its hand-written equivalent called alternately in one
+//! loop, so both see the same machine at the same moments, and the ratio of their medians
+//! is stable on a shared machine where back-to-back runs drift. Figures: BENCHMARKS.md.
+//!
+//! ```text
+//! cargo bench --bench paired --all-features
+//! ```
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use fabraix::testing::MockServer;
+use fabraix::{AgentId, Client, Trace};
+use serde::Deserialize;
+
+const WARMUP: usize = 300;
+const SAMPLES: usize = 3_000;
+
+fn main() {
+    for flavor in ["current_thread", "multi_thread"] {
+        let rt = match flavor {
+            "current_thread" => tokio::runtime::Builder::new_current_thread(),
+            _ => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(2);
+                builder
+            }
+        }
+        .enable_all()
+        .build()
+        .expect("a runtime");
+        rt.block_on(pairs(flavor));
+    }
+}
+
+async fn pairs(flavor: &str) {
+    let server = MockServer::start().await.expect("a server");
+    let client = server.client();
+    let url = format!("{}/register-agent-run", server.url());
+    let key = server.api_key().to_owned();
+    let agent = AgentId::from_name("bench").expect("a name");
+    let http = reqwest::Client::builder().no_proxy().build().expect("http");
+
+    #[fabraix::agent(id = "bench", system_prompt = "You are a benchmark.", client = client)]
+    async fn annotated(client: &Client) -> Option<Trace> {
+        let _ = client;
+        black_box(fabraix::current_trace())
+    }
+
+    async fn by_hand(client: &Client) -> Option<Trace> {
+        let agent = AgentId::from_name("bench").expect("a name");
+        let trace = client
+            .register_agent_run(agent, "You are a benchmark.")
+            .await
+            .expect("registered");
+        client
+            .scope(trace, async { black_box(fabraix::current_trace()) })
+            .await
+    }
+
+    report(
+        flavor,
+        "#[fabraix::agent] entry+exit",
+        "hand-written register + scope",
+        paired(|| annotated(&client), || by_hand(&client)).await,
+    );
+    server.clear_requests();
+    report(
+        flavor,
+        "Client::register_agent_run",
+        "hand-written reqwest POST (reused client)",
+        paired(
+            || async {
+                client
+                    .register_agent_run(agent, "You are a benchmark.")
+                    .await
+                    .expect("registered")
+            },
+            || hand_written_register(&http, &url, &key, agent),
+        )
+        .await,
+    );
+    server.clear_requests();
+}
+
+/// Calls `a` and `b` alternately and answers the median time of each.
+async fn paired<A, FA, B, FB>(mut a: A, mut b: B) -> (Duration, Duration)
+where
+    A: FnMut() -> FA,
+    FA: Future,
+    B: FnMut() -> FB,
+    FB: Future,
+{
+    for _ in 0..WARMUP {
+        black_box(a().await);
+        black_box(b().await);
+    }
+    let mut times_a = Vec::with_capacity(SAMPLES);
+    let mut times_b = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        // Alternate which goes first, so neither always follows the other.
+        if i % 2 == 0 {
+            times_a.push(time(&mut a).await);
+            times_b.push(time(&mut b).await);
+        } else {
+            times_b.push(time(&mut b).await);
+            times_a.push(time(&mut a).await);
+        }
+    }
+    (median(times_a), median(times_b))
+}
+
+async fn time<F: Future>(f: &mut impl FnMut() -> F) -> Duration {
+    let start = Instant::now();
+    black_box(f().await);
+    start.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+fn report(flavor: &str, a: &str, b: &str, (ta, tb): (Duration, Duration)) {
+    println!(
+        "{flavor:<15} {a:<30} {:>8.1} µs | {b:<42} {:>8.1} µs | ratio {:.3}",
+        ta.as_secs_f64() * 1e6,
+        tb.as_secs_f64() * 1e6,
+        ta.as_secs_f64() / tb.as_secs_f64()
+    );
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Registered {
+    trace_id: uuid::Uuid,
+    timestamp: String,
+}
+
+async fn hand_written_register(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    agent: AgentId,
+) -> uuid::Uuid {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "agent_id": agent.to_string(),
+        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "system_prompt": "You are a benchmark.",
+    }))
+    .expect("json");
+    let response = http
+        .post(url)
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    let bytes = response.bytes().await.expect("read");
+    serde_json::from_slice::<Registered>(&bytes)
+        .expect("decoded")
+        .trace_id
+}

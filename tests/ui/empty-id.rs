@@ -1,0 +1,4 @@
+#[fabraix::agent(id = "  ", system_prompt = "You are a support assistant.")]
+async fn handle() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[fabraix::agent(id = "support-bot")]
+async fn handle() {}
+
+fn main() {}

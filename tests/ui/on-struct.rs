@@ -1,0 +1,4 @@
+#[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
+struct SupportBot;
+
+fn main() {}
