@@ -189,8 +189,8 @@ impl ApprovedCall {
             "action_check_id": self.action_check_id,
             "succeeded": result.succeeded(),
         });
-        let logged = Event::json(EventType::Tool, &record, tool_event_schema())
-            .and_then(current::log_event);
+        let logged =
+            Event::json(EventType::Tool, &record, tool_event_schema()).and_then(current::log_event);
         if let Err(error) = logged {
             tracing::debug!(target: "fabraix", %error, "tool event not logged");
         }

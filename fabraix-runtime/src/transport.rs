@@ -291,8 +291,7 @@ pub(crate) fn snippet(key: &str, bytes: &[u8]) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(SNIPPET_CHARS)
         .collect();
-    if scrubbed.chars().nth(SNIPPET_CHARS).is_some() || text.chars().nth(window_chars).is_some()
-    {
+    if scrubbed.chars().nth(SNIPPET_CHARS).is_some() || text.chars().nth(window_chars).is_some() {
         out.push('…');
     }
     out.trim().to_owned()
