@@ -202,9 +202,9 @@
 
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action,
-    check_action_blocking, current_trace, event_stats, flush, flush_blocking, init, log_event,
-    scope, spawn, spawn_blocking, sync_scope,
+    EventStats, EventType, IntoAgentId, Trace, TraceFutureExt, TraceId, Traced, Verdict,
+    check_action, check_action_blocking, current_trace, event_stats, flush, flush_blocking,
+    global_client, init, log_event, scope, spawn, spawn_blocking, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

@@ -347,7 +347,6 @@ fn agent_id_parse_rejects_blank_and_uuid_lookalikes() {
 }
 
 #[test]
-#[ignore = "bug: AgentId::parse maps a UUID with a stray non-hex letter to a name-derived id"]
 fn agent_id_parse_rejects_uuid_lookalikes_with_a_stray_letter() {
     // Reproduces: `AgentId::parse` documents that text looking like a UUID "but not one (a
     // digit short, a stray letter)" is an error, yet `looks_like_uuid` only considers text

@@ -15,14 +15,35 @@ pub(crate) fn agent_id_problem(text: &str) -> Option<&'static str> {
     None
 }
 
-/// Only hex digits and dashes with at least four dashes, or 32+ hex digits alone.
+/// The same rule as `AgentId::parse` in the runtime (keep the two identical).
 fn looks_like_uuid(text: &str) -> bool {
-    let text = strip(text);
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("urn:uuid:")
+        .unwrap_or(text)
+        .trim_start_matches('{')
+        .trim_end_matches('}');
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return false;
     }
+    let hex = text.chars().filter(char::is_ascii_hexdigit).count();
     let dashes = text.chars().filter(|&c| c == '-').count();
-    dashes >= 4 || (dashes == 0 && text.len() >= 32)
+    // Hex digits and dashes only, with the dashes a UUID has.
+    if dashes >= 4 && hex + dashes == text.len() {
+        return true;
+    }
+    // Five groups shaped 8-4-4-4-12, give or take a character: a typo in a UUID.
+    let groups: Vec<usize> = text.split('-').map(str::len).collect();
+    if groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(n, want)| n.abs_diff(want) <= 1)
+    {
+        return true;
+    }
+    // The 32-digit form (or longer), nearly all hex.
+    dashes == 0 && text.len() >= 31 && hex + 4 >= text.len()
 }
 
 /// What `uuid::Uuid::try_parse` accepts: simple, hyphenated, braced or urn forms.
@@ -44,10 +65,4 @@ fn is_uuid(text: &str) -> bool {
             .iter()
             .zip(&groups)
             .all(|(n, g)| hex(g, *n))
-}
-
-fn strip(text: &str) -> &str {
-    let text = text.trim();
-    let text = text.strip_prefix("urn:uuid:").unwrap_or(text);
-    text.trim_start_matches('{').trim_end_matches('}')
 }

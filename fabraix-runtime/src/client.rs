@@ -16,7 +16,7 @@ use crate::context::{RunContext, Slot, SyncScope, Traced};
 use crate::error::Error;
 use crate::event::{Event, EventReceipt};
 use crate::exporter::{EventStats, Exporter};
-use crate::ids::{AgentId, TraceId};
+use crate::ids::{AgentId, IntoAgentId, TraceId};
 use crate::io;
 use crate::trace::Trace;
 use crate::transport;
@@ -32,11 +32,11 @@ use crate::wire::{
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
-/// use fabraix_runtime::{AgentId, Client};
+/// use fabraix_runtime::Client;
 ///
 /// let client = Client::from_env()?;
 /// let trace = client
-///     .register_agent_run(AgentId::from_name("support-bot")?, "You are a support assistant.")
+///     .register_agent_run("support-bot", "You are a support assistant.")
 ///     .await?;
 /// println!("run {trace} registered at {}", trace.registered_at());
 /// # Ok(()) }
@@ -112,8 +112,9 @@ impl Client {
         self.inner.config.disabled
     }
 
-    /// Starts a run: `POST /register-agent-run` with the agent id, the current UTC time
-    /// (`YYYY-MM-DDTHH:mm:ss.sssZ`) and the system prompt.
+    /// Starts a run: `POST /register-agent-run` with the agent id (a name, a UUID, or an
+    /// [`AgentId`]), the current UTC time (`YYYY-MM-DDTHH:mm:ss.sssZ`) and the system
+    /// prompt.
     ///
     /// Retried on 429, 500, 502, 503, 504, connection errors and timeouts. The API has no
     /// idempotency key, so a retry after a request that reached the server but whose answer
@@ -122,9 +123,10 @@ impl Client {
     /// The system prompt is sent, never logged.
     pub async fn register_agent_run(
         &self,
-        agent_id: AgentId,
+        agent_id: impl IntoAgentId,
         system_prompt: &str,
     ) -> Result<Trace, Error> {
+        let agent_id = agent_id.into_agent_id()?;
         let body = self.register_body(agent_id, system_prompt)?;
         let client = self.clone();
         io::run(async move { client.send_register(agent_id, body).await }).await?
@@ -135,9 +137,10 @@ impl Client {
     /// one; the request runs on the SDK's own runtime.
     pub fn register_agent_run_blocking(
         &self,
-        agent_id: AgentId,
+        agent_id: impl IntoAgentId,
         system_prompt: &str,
     ) -> Result<Trace, Error> {
+        let agent_id = agent_id.into_agent_id()?;
         let body = self.register_body(agent_id, system_prompt)?;
         let client = self.clone();
         io::block_on(async move { client.send_register(agent_id, body).await })?

@@ -84,6 +84,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A trace id was not a UUID.
+    #[error("invalid trace id: {reason}")]
+    InvalidTraceId {
+        /// What was wrong.
+        reason: String,
+    },
+
     /// The call needs an agent run, and none is current here.
     #[error(
         "no fabraix agent run is current here (call this inside a `#[fabraix::agent]` fn, or carry the trace with `fabraix::spawn`)"

@@ -84,9 +84,10 @@ impl AgentId {
     }
 }
 
-/// True for text shaped like a UUID: only hex digits and dashes with at least four dashes,
-/// or 32 or more hex digits and nothing else. The macro crate applies the same rule to
-/// literals at compile time.
+/// True for text shaped like a UUID, so that a mistyped UUID is an error rather than the
+/// name of some other agent: hex digits and at least four dashes; five dash-separated
+/// groups of about 8-4-4-4-12 letters and digits; or about 32 letters and digits, nearly
+/// all hex. The macro crate applies the same rule to `id` literals at compile time.
 pub(crate) fn looks_like_uuid(text: &str) -> bool {
     let text = text.trim();
     let text = text
@@ -94,11 +95,27 @@ pub(crate) fn looks_like_uuid(text: &str) -> bool {
         .unwrap_or(text)
         .trim_start_matches('{')
         .trim_end_matches('}');
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return false;
     }
+    let hex = text.chars().filter(char::is_ascii_hexdigit).count();
     let dashes = text.chars().filter(|&c| c == '-').count();
-    dashes >= 4 || (dashes == 0 && text.len() >= 32)
+    // Hex digits and dashes only, with the dashes a UUID has.
+    if dashes >= 4 && hex + dashes == text.len() {
+        return true;
+    }
+    // Five groups shaped 8-4-4-4-12, give or take a character: a typo in a UUID.
+    let groups: Vec<usize> = text.split('-').map(str::len).collect();
+    if groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(n, want)| n.abs_diff(want) <= 1)
+    {
+        return true;
+    }
+    // The 32-digit form (or longer), nearly all hex.
+    dashes == 0 && text.len() >= 31 && hex + 4 >= text.len()
 }
 
 impl fmt::Display for AgentId {
@@ -130,6 +147,54 @@ impl From<Uuid> for AgentId {
 impl From<AgentId> for Uuid {
     fn from(id: AgentId) -> Self {
         id.0
+    }
+}
+
+/// Anything that names an agent: a name or UUID as text (`&str`, `String`), an
+/// [`AgentId`], or a `uuid::Uuid`. Taken by `#[fabraix::agent(id = …)]` and
+/// [`Client::register_agent_run`](crate::Client::register_agent_run).
+#[diagnostic::on_unimplemented(
+    message = "an agent id must be a name or UUID (`&str`, `String`), an `AgentId` or a `uuid::Uuid`, not `{Self}`",
+    label = "write a name such as `\"support-bot\"`"
+)]
+pub trait IntoAgentId {
+    /// Reads the id as [`AgentId::parse`] does.
+    fn into_agent_id(self) -> Result<AgentId, Error>;
+}
+
+impl IntoAgentId for &str {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        AgentId::parse(self)
+    }
+}
+
+impl IntoAgentId for String {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        AgentId::parse(&self)
+    }
+}
+
+impl IntoAgentId for &String {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        AgentId::parse(self)
+    }
+}
+
+impl IntoAgentId for AgentId {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoAgentId for &AgentId {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        Ok(*self)
+    }
+}
+
+impl IntoAgentId for uuid::Uuid {
+    fn into_agent_id(self) -> Result<AgentId, Error> {
+        Ok(AgentId::from_uuid(self))
     }
 }
 
@@ -165,10 +230,14 @@ impl fmt::Debug for TraceId {
 }
 
 impl FromStr for TraceId {
-    type Err = uuid::Error;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::try_parse(s).map(Self)
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|e| Error::InvalidTraceId {
+                reason: e.to_string(),
+            })
     }
 }
 

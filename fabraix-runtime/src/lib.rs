@@ -40,7 +40,7 @@ pub use error::Error;
 pub use event::{Event, EventReceipt, EventType};
 pub use exporter::EventStats;
 pub use global::{global_client, init};
-pub use ids::{AgentId, TraceId};
+pub use ids::{AgentId, IntoAgentId, TraceId};
 pub use trace::Trace;
 
 /// Used by the code `#[fabraix::agent]` and `#[fabraix::action]` generate. Not public API.
@@ -49,10 +49,8 @@ pub mod __private {
     pub use crate::guard::{
         ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, refuse,
     };
-    pub use crate::run::{
-        AgentRun, ErrorReturn, IntoAgentId, RunFuture, RunGuard, agent_id, system_prompt,
-    };
-    pub use crate::{Client, Error, global_client};
+    pub use crate::run::{AgentRun, ErrorReturn, RunFuture, RunGuard, agent_id, system_prompt};
+    pub use crate::{Client, Error, IntoAgentId, global_client};
     pub use core::convert::{From, Into};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};

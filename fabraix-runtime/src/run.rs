@@ -8,50 +8,8 @@ use crate::client::Client;
 use crate::context::{RunContext, Slot, SyncScope, Traced};
 use crate::error::Error;
 use crate::global::global_client;
-use crate::ids::{AgentId, TraceId};
+use crate::ids::{AgentId, IntoAgentId, TraceId};
 use crate::trace::Trace;
-
-/// Anything `#[fabraix::agent(id = …)]` takes as an id: a name or UUID as text, or an id.
-pub trait IntoAgentId {
-    /// Reads the id as [`AgentId::parse`] does.
-    fn into_agent_id(self) -> Result<AgentId, Error>;
-}
-
-impl IntoAgentId for &str {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(self)
-    }
-}
-
-impl IntoAgentId for String {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(&self)
-    }
-}
-
-impl IntoAgentId for &String {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(self)
-    }
-}
-
-impl IntoAgentId for AgentId {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        Ok(self)
-    }
-}
-
-impl IntoAgentId for &AgentId {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        Ok(*self)
-    }
-}
-
-impl IntoAgentId for uuid::Uuid {
-    fn into_agent_id(self) -> Result<AgentId, Error> {
-        Ok(AgentId::from_uuid(self))
-    }
-}
 
 /// One call of an agent fn: its run (or the lack of one) and where to send its events.
 #[derive(Debug)]

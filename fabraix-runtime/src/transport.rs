@@ -196,7 +196,11 @@ fn transport_failure(config: &Config, error: reqwest::Error) -> Failure {
     let message = scrub(key(config), &error_chain(&error));
     let error = if timeout {
         Error::Timeout {
-            after: config.timeout,
+            after: if error.is_connect() {
+                config.connect_timeout
+            } else {
+                config.timeout
+            },
         }
     } else {
         Error::Transport {
