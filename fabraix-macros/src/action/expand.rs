@@ -6,7 +6,7 @@ use syn::ReturnType;
 use syn::spanned::Spanned;
 
 use super::valid::ActionFn;
-use crate::codegen::{local, return_type_hint};
+use crate::codegen::{local, respan, return_type_hint};
 use crate::item::FnItem;
 
 pub(crate) fn expand(action: &ActionFn, item: &FnItem) -> TokenStream {
@@ -107,5 +107,6 @@ fn refuse(krate: &TokenStream, output: &ReturnType, error: &proc_macro2::Ident) 
         ReturnType::Default => proc_macro2::Span::call_site(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    quote_spanned! {span=> #krate::__private::refuse(#error) }
+    let refuse = respan(&quote!(#krate::__private::refuse), span);
+    quote_spanned! {span=> #refuse(#error) }
 }

@@ -1,0 +1,6 @@
+#[fabraix::action]
+struct Query {
+    sql: String,
+}
+
+fn main() {}
