@@ -15,6 +15,8 @@ use crate::trace::Trace;
 #[derive(Debug)]
 pub struct AgentRun {
     ctx: RunContext,
+    /// For the run's span.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     agent_id: Option<AgentId>,
     /// The client that registered the run, whose queue is flushed when the run ends.
     client: Option<Client>,
