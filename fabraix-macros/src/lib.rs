@@ -17,14 +17,91 @@ mod spawn_lint;
 use proc_macro::TokenStream;
 
 /// Registers a Fabraix agent run each time the fn is called, and makes its trace current
-/// for everything the fn calls. Documented in the `fabraix` crate.
+/// for everything the fn calls.
+///
+/// ```rust,ignore
+/// #[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
+/// async fn handle(conversation: Conversation) -> Result<Reply, MyError> {
+///     let trace = fabraix::current_trace(); // Some(..): this call's run
+///     // ...
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// - `id` (required): the agent's id, a string literal or an expression (`&str`, `String`,
+///   `fabraix::AgentId`, `uuid::Uuid`). A UUID is used as is; any other name maps to a stable
+///   UUID (`fabraix::AgentId::from_name`). An empty literal, or one that looks like a UUID
+///   without being one, is a compile error.
+/// - `system_prompt` (required): a literal or any `impl Into<String>` expression (a `const`,
+///   `include_str!(..)`, `format!(..)` of the fn's arguments or `self`), evaluated inside the
+///   fn on every call. Sent to Fabraix, never logged.
+/// - `on_failure = "continue" | "error" | "panic"` (default `"continue"`): when the run
+///   cannot be registered after the client's retries. `"continue"` runs the body with no
+///   trace and emits one `tracing` warning; `"error"` returns `Err(fabraix::Error.into())`
+///   without running the body (the fn must return `Result<T, E>` with
+///   `E: From<fabraix::Error>`); `"panic"` panics with the error. A disabled SDK
+///   (`FABRAIX_DISABLED=1`) always runs the body, untraced.
+/// - `client = <expr>`: a `&fabraix::Client` to register through instead of the global one;
+///   the run's events and checks go through it too.
+/// - `crate = "path"`: where the `fabraix` facade is, for crates that re-export it.
+///
+/// # What the fn becomes
+///
+/// - `async fn`: the registration is awaited on entry, then the body runs inside the run.
+/// - `fn`: the registration blocks on entry (with no runtime, or inside one of any flavor:
+///   the request runs on the SDK's own thread), then the body runs inside the run.
+/// - `fn .. -> impl Future` and fns ending in `Box::pin(async ..)` / `async {..}.boxed()`:
+///   the returned future registers when first polled and runs inside the run, as an
+///   `async fn` would.
+/// - `return`, `?`, panics and the value behave exactly as without the attribute. When the
+///   body ends, the run's queued events are flushed (bounded by the client's flush timeout).
+/// - Nested agent fns get their own run; the outer run is current again afterwards.
+/// - A bare `tokio::spawn`, `tokio::task::spawn_blocking` or `std::thread::spawn` in the body
+///   gets a warning: the trace does not follow; use `fabraix::spawn` and friends.
+///
+/// Works on methods (`self`, `&self`, `&mut self`), generic fns, `unsafe fn`, any
+/// visibility, with `#[tokio::main]` / `#[tokio::test]` above or below it. Misuse (an
+/// unknown or duplicate argument, a missing `id`, a `const fn`, a trait method without a
+/// body, anything but a fn) is a compile error on the token to change.
 #[proc_macro_attribute]
 pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
     agent::expand(args.into(), input.into()).into()
 }
 
-/// Checks each call of the fn with Fabraix before its body runs: the body runs only if the
-/// verdict approves the call. Documented in the `fabraix` crate.
+/// Checks each call of the fn with Fabraix (`POST /check`, in the current run) before its
+/// body runs: the body runs only if the verdict approves the call.
+///
+/// ```rust,ignore
+/// /// Move money between two accounts.
+/// #[fabraix::action]
+/// async fn transfer_funds(to: String, amount_cents: u64) -> Result<Receipt, ToolError> {
+///     // runs only when Fabraix approves this call
+/// }
+/// ```
+///
+/// The check describes the call as a function: `name` is the fn's name, `description` its
+/// doc comment, `parameters` an object schema with one property per argument (each
+/// argument's type must be `serde::Serialize + schemars::JsonSchema`), and the arguments'
+/// values go as the check's content. A receiver (`self`) is never sent.
+///
+/// - Approved: the body runs, then a `tool` event records the call and whether it returned
+///   `Ok`.
+/// - Blocked: the body never runs; the fn returns
+///   `Err(fabraix::Error::Blocked { reasoning, action_check_id }.into())`.
+/// - No run is current, or no verdict can be had (the API is down, its answer is
+///   malformed): the body never runs and the fn returns `Err(..)`. Checks fail closed.
+///
+/// The fn must return `Result<T, E>` with `E: From<fabraix::Error>`. Sync fns block on the
+/// check; async fns await it.
+///
+/// # Options
+///
+/// - `name = "…"`: the action's name, instead of the fn's.
+/// - `description = "…"`: instead of the doc comment.
+/// - `skip(arg, …)`: arguments that are not data (handles, clients, connections); they are
+///   neither described nor sent.
+/// - `crate = "path"`: where the `fabraix` facade is, for crates that re-export it.
 #[proc_macro_attribute]
 pub fn action(args: TokenStream, input: TokenStream) -> TokenStream {
     action::expand(args.into(), input.into()).into()
