@@ -8,10 +8,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use fabraix::testing::MockServer;
-use fabraix::{AgentId, Client, Event, EventType, Trace};
-use serde::Deserialize;
+use fabraix::{AgentId, Event, EventType, Trace};
 
 tokio::task_local! {
     static RAW: Option<Trace>;
@@ -68,43 +69,6 @@ fn current_trace(c: &mut Criterion) {
     group.finish();
 }
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Registered {
-    trace_id: uuid::Uuid,
-    timestamp: String,
-}
-
-/// The body a hand-written registration sends: the same three fields.
-fn register_body(agent: AgentId) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "agent_id": agent.to_string(),
-        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        "system_prompt": "You are a benchmark.",
-    }))
-    .expect("json")
-}
-
-async fn hand_written_register(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
-    agent: AgentId,
-) -> uuid::Uuid {
-    let response = http
-        .post(url)
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .body(register_body(agent))
-        .send()
-        .await
-        .expect("sent");
-    let bytes = response.bytes().await.expect("read");
-    serde_json::from_slice::<Registered>(&bytes)
-        .expect("decoded")
-        .trace_id
-}
-
 /// One registration: through `Client`, by hand with a reused reqwest client, and by hand
 /// with a new reqwest client per call.
 fn register(c: &mut Criterion) {
@@ -128,12 +92,12 @@ fn register(c: &mut Criterion) {
     });
     group.bench_function("hand-written reqwest, reused client", |b| {
         b.to_async(&rt)
-            .iter(|| hand_written_register(&http, &url, &key, agent))
+            .iter(|| common::hand_written_register(&http, &url, &key, agent))
     });
     group.bench_function("hand-written reqwest, new client per call", |b| {
         b.to_async(&rt).iter(|| async {
             let fresh = reqwest::Client::builder().no_proxy().build().expect("http");
-            hand_written_register(&fresh, &url, &key, agent).await
+            common::hand_written_register(&fresh, &url, &key, agent).await
         })
     });
     group.finish();
@@ -147,30 +111,13 @@ fn agent(c: &mut Criterion) {
     let server = MockServer::start_blocking().expect("a server");
     let client = server.client();
 
-    #[fabraix::agent(id = "bench", system_prompt = "You are a benchmark.", client = client)]
-    async fn annotated(client: &Client) -> Option<Trace> {
-        let _ = client;
-        black_box(fabraix::current_trace())
-    }
-
-    async fn by_hand(client: &Client) -> Option<Trace> {
-        let agent = AgentId::from_name("bench").expect("a name");
-        let trace = client
-            .register_agent_run(agent, "You are a benchmark.")
-            .await
-            .expect("registered");
-        client
-            .scope(trace, async { black_box(fabraix::current_trace()) })
-            .await
-    }
-
     let mut group = c.benchmark_group("agent");
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("#[fabraix::agent] fn", |b| {
-        b.to_async(&rt).iter(|| annotated(&client))
+        b.to_async(&rt).iter(|| common::annotated(&client))
     });
     group.bench_function("hand-written register + scope", |b| {
-        b.to_async(&rt).iter(|| by_hand(&client))
+        b.to_async(&rt).iter(|| common::by_hand(&client))
     });
     group.finish();
     server.clear_requests();

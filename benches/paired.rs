@@ -6,13 +6,14 @@
 //! cargo bench --bench paired --all-features
 //! ```
 
+mod common;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use fabraix::AgentId;
 use fabraix::testing::MockServer;
-use fabraix::{AgentId, Client, Trace};
-use serde::Deserialize;
 
 const WARMUP: usize = 300;
 const SAMPLES: usize = 3_000;
@@ -42,28 +43,11 @@ async fn pairs(flavor: &str) {
     let agent = AgentId::from_name("bench").expect("a name");
     let http = reqwest::Client::builder().no_proxy().build().expect("http");
 
-    #[fabraix::agent(id = "bench", system_prompt = "You are a benchmark.", client = client)]
-    async fn annotated(client: &Client) -> Option<Trace> {
-        let _ = client;
-        black_box(fabraix::current_trace())
-    }
-
-    async fn by_hand(client: &Client) -> Option<Trace> {
-        let agent = AgentId::from_name("bench").expect("a name");
-        let trace = client
-            .register_agent_run(agent, "You are a benchmark.")
-            .await
-            .expect("registered");
-        client
-            .scope(trace, async { black_box(fabraix::current_trace()) })
-            .await
-    }
-
     report(
         flavor,
         "#[fabraix::agent] entry+exit",
         "hand-written register + scope",
-        paired(|| annotated(&client), || by_hand(&client)).await,
+        paired(|| common::annotated(&client), || common::by_hand(&client)).await,
     );
     server.clear_requests();
     report(
@@ -77,7 +61,7 @@ async fn pairs(flavor: &str) {
                     .await
                     .expect("registered")
             },
-            || hand_written_register(&http, &url, &key, agent),
+            || common::hand_written_register(&http, &url, &key, agent),
         )
         .await,
     );
@@ -129,37 +113,4 @@ fn report(flavor: &str, a: &str, b: &str, (ta, tb): (Duration, Duration)) {
         tb.as_secs_f64() * 1e6,
         ta.as_secs_f64() / tb.as_secs_f64()
     );
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Registered {
-    trace_id: uuid::Uuid,
-    timestamp: String,
-}
-
-async fn hand_written_register(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
-    agent: AgentId,
-) -> uuid::Uuid {
-    let body = serde_json::to_vec(&serde_json::json!({
-        "agent_id": agent.to_string(),
-        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        "system_prompt": "You are a benchmark.",
-    }))
-    .expect("json");
-    let response = http
-        .post(url)
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    let bytes = response.bytes().await.expect("read");
-    serde_json::from_slice::<Registered>(&bytes)
-        .expect("decoded")
-        .trace_id
 }

@@ -189,3 +189,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+/// The path of the `fabraix` facade: `::fabraix`, or what `crate = "…"` says.
+pub(crate) fn crate_path(krate: Option<&Setting<LitStr>>, errors: &mut Errors) -> TokenStream {
+    let Some(setting) = krate else {
+        return quote::quote!(::fabraix);
+    };
+    match setting.value.parse::<syn::Path>() {
+        Ok(path) => quote::quote!(#path),
+        Err(_) => {
+            errors.push(syn::Error::new(
+                setting.value.span(),
+                "`crate` must be a path to the `fabraix` crate, e.g. `crate = \"my_sdk::fabraix\"`",
+            ));
+            quote::quote!(::fabraix)
+        }
+    }
+}

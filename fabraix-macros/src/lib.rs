@@ -16,6 +16,32 @@ mod spawn_lint;
 
 use proc_macro::TokenStream;
 
+/// The pipeline both attributes run: parse the arguments and the item, validate, expand.
+/// On any error, the errors and the item as written, so one mistake gives one message and
+/// the rest of the code still compiles and completes.
+fn pipeline<A, V>(
+    attribute: &str,
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+    parse_args: fn(proc_macro2::TokenStream) -> syn::Result<A>,
+    check: fn(A, &item::FnItem) -> syn::Result<V>,
+    expand: fn(&V, &item::FnItem) -> proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let parsed = match (parse_args(args), item::parse(input.clone(), attribute)) {
+        (Ok(args), Ok(item)) => check(args, &item).map(|valid| expand(&valid, &item)),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    parsed.unwrap_or_else(|error| {
+        let mut output = error.to_compile_error();
+        output.extend(input);
+        output
+    })
+}
+
 /// Registers a Fabraix agent run each time the fn is called, and makes its trace current
 /// for everything the fn calls.
 ///

@@ -1,13 +1,12 @@
 //! Every check of `#[fabraix::action]`, in one place; yields the call's description.
 
 use proc_macro2::TokenStream;
-use quote::quote;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, Lit, Meta, Pat, ReturnType, Type};
 
 use super::attr::ActionArgs;
-use crate::args::Errors;
+use crate::args::{self, Errors};
 use crate::item::FnItem;
 
 /// One argument sent to `/check`.
@@ -120,19 +119,7 @@ pub(crate) fn check(args: ActionArgs, item: &FnItem) -> syn::Result<ActionFn> {
         ));
     }
 
-    let krate = match &args.krate {
-        None => quote!(::fabraix),
-        Some(setting) => match setting.value.parse::<syn::Path>() {
-            Ok(path) => quote!(#path),
-            Err(_) => {
-                errors.push(syn::Error::new(
-                    setting.value.span(),
-                    "`crate` must be a path to the `fabraix` crate, e.g. `crate = \"my_sdk::fabraix\"`",
-                ));
-                quote!(::fabraix)
-            }
-        },
-    };
+    let krate = args::crate_path(args.krate.as_ref(), &mut errors);
 
     errors.finish()?;
     let params = named

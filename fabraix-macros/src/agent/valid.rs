@@ -1,11 +1,10 @@
 //! Every check of `#[fabraix::agent]`, in one place; yields the final, valid settings.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
 use syn::{Expr, GenericArgument, PathArguments, ReturnType, Stmt, Type, TypeParamBound};
 
 use super::attr::AgentArgs;
-use crate::args::Errors;
+use crate::args::{self, Errors};
 use crate::item::FnItem;
 use crate::lookalike::agent_id_problem;
 
@@ -121,19 +120,7 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
         },
     };
 
-    let krate = match &args.krate {
-        None => quote!(::fabraix),
-        Some(setting) => match setting.value.parse::<syn::Path>() {
-            Ok(path) => quote!(#path),
-            Err(_) => {
-                errors.push(syn::Error::new(
-                    setting.value.span(),
-                    "`crate` must be a path to the `fabraix` crate, e.g. `crate = \"my_sdk::fabraix\"`",
-                ));
-                quote!(::fabraix)
-            }
-        },
-    };
+    let krate = args::crate_path(args.krate.as_ref(), &mut errors);
 
     errors.finish()?;
     // Both are present: a missing one was reported above and returned.
