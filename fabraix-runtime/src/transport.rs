@@ -18,6 +18,9 @@ use crate::wire::ErrorBody;
 /// How much of an unexpected body an error quotes.
 const SNIPPET_CHARS: usize = 160;
 
+/// How much of an error answer's body is read: plenty for the documented error body.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// What one attempt came to, when it was not a success.
 pub(crate) struct Failure {
     pub error: Error,
@@ -137,10 +140,13 @@ async fn attempt(
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let bytes = read_capped(config, endpoint, response).await?;
         if (200..300).contains(&status) {
-            Ok(bytes)
+            read_capped(config, endpoint, response).await
         } else {
+            // The status decides; the body only adds detail. An error page cut short or
+            // over the cap must not turn a 401 into a retried transport error, or a 503
+            // into a decode error that is never retried.
+            let bytes = read_error_body(response).await;
             Err(status_failure(config, status, retry_after, &bytes))
         }
     };
@@ -189,6 +195,28 @@ async fn read_capped(
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What can be read of an error answer's body, up to [`ERROR_BODY_BYTES`]: nothing when
+/// it declares more, and what came before a failure when reading it fails.
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > ERROR_BODY_BYTES as u64) {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    bytes.truncate(ERROR_BODY_BYTES);
+    bytes
 }
 
 fn transport_failure(config: &Config, error: reqwest::Error) -> Failure {

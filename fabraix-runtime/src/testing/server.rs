@@ -24,6 +24,9 @@ use super::{Endpoint, FaultKind, RecordedRequest, Shared};
 use crate::error::Error;
 use crate::wire;
 
+/// How long `pause` waits for one connection to close.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Requests larger than this are refused with 413.
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
@@ -93,7 +96,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut inbox: Inbox) {
         Err(_) => return,
     };
     let mut listener = Some(listener);
-    let mut connections: Vec<Weak<Notify>> = Vec::new();
+    let mut connections: Vec<(Weak<Notify>, tokio::task::JoinHandle<()>)> = Vec::new();
     loop {
         let accepted = async {
             match &listener {
@@ -105,9 +108,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut inbox: Inbox) {
             accepted = accepted => {
                 if let Some((stream, _)) = accepted {
                     let kill = Arc::new(Notify::new());
-                    connections.retain(|c| c.strong_count() > 0);
-                    connections.push(Arc::downgrade(&kill));
-                    tokio::spawn(serve_connection(stream, shared.clone(), kill));
+                    connections.retain(|(_, task)| !task.is_finished());
+                    let weak = Arc::downgrade(&kill);
+                    let task = tokio::spawn(serve_connection(stream, shared.clone(), kill));
+                    connections.push((weak, task));
                 }
             }
             command = inbox.recv() => {
@@ -115,8 +119,14 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut inbox: Inbox) {
                 let outcome = match command {
                     Command::Pause => {
                         listener = None;
-                        for kill in connections.drain(..).filter_map(|c| c.upgrade()) {
+                        let closing = std::mem::take(&mut connections);
+                        for kill in closing.iter().filter_map(|(kill, _)| kill.upgrade()) {
                             kill.notify_one();
+                        }
+                        // Answer once every connection is closed: a kept-alive connection
+                        // must not serve a request after `pause` has returned.
+                        for (_, task) in closing {
+                            let _ = tokio::time::timeout(CLOSE_WAIT, task).await;
                         }
                         Ok(())
                     }
