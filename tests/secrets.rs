@@ -559,7 +559,6 @@ async fn the_api_key_never_leaks() {
 // `FABRAIX_BASE_URL`), is quoted whole by the configuration error and by the builder's
 // Debug.
 #[test]
-#[ignore = "bug: config.rs quotes the base url verbatim in `Error::Config` and `ClientBuilder`'s Debug, without scrubbing the configured api key from it"]
 fn a_key_pasted_into_the_base_url_is_not_quoted() {
     let builders = [
         Client::builder().api_key(KEY).base_url(KEY),

@@ -43,7 +43,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("api_key", &"[redacted]")
-            .field("base_url", &self.base_url.as_str())
+            .field(
+                "base_url",
+                &shown_url(self.base_url.as_str(), Some(self.api_key.expose_secret())),
+            )
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("deadline", &self.deadline)
@@ -264,7 +267,8 @@ impl ClientBuilder {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
-        let base_url = parse_base_url(&self.base_url)?;
+        let key = self.api_key.as_ref().map(|k| k.expose_secret());
+        let base_url = parse_base_url(&self.base_url, key)?;
         let api_key = match self.api_key {
             Some(key) => {
                 check_api_key(key.expose_secret())?;
@@ -310,7 +314,13 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .field("base_url", &self.base_url)
+            .field(
+                "base_url",
+                &shown_url(
+                    &self.base_url,
+                    self.api_key.as_ref().map(|k| k.expose_secret()),
+                ),
+            )
             .field("timeout", &self.timeout)
             .field("max_retries", &self.retry.max_retries)
             .field("disabled", &self.disabled)
@@ -331,9 +341,31 @@ fn check_api_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_base_url(text: &str) -> Result<Url, Error> {
+/// The base URL as errors and `Debug` show it: never the text as given, which may be a
+/// mistyped key. Scheme, host, port and path of a URL, with the key scrubbed; the query
+/// and fragment are left out.
+fn shown_url(text: &str, key: Option<&str>) -> String {
+    match Url::parse(text.trim()) {
+        Ok(url) => {
+            let origin = url.origin().ascii_serialization();
+            let shown = if origin == "null" {
+                format!("{}:", url.scheme())
+            } else {
+                format!("{origin}{}", url.path())
+            };
+            match key {
+                Some(key) => crate::transport::scrub(key, &shown),
+                None => shown,
+            }
+        }
+        Err(_) => "[not a url]".to_owned(),
+    }
+}
+
+fn parse_base_url(text: &str, key: Option<&str>) -> Result<Url, Error> {
     let url = Url::parse(text.trim())
-        .map_err(|e| Error::Config(format!("the base url `{text}` is not a url: {e}")))?;
+        .map_err(|e| Error::Config(format!("the base url is not a url: {e}")))?;
+    let shown = shown_url(text, key);
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::Config(
             "the base url must not carry credentials; the api key goes in `api_key`".into(),
@@ -341,17 +373,17 @@ fn parse_base_url(text: &str) -> Result<Url, Error> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Config(format!(
-            "the base url `{url}` must not have a query or fragment"
+            "the base url `{shown}` must not have a query or fragment"
         )));
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
         "http" => Err(Error::Config(format!(
-            "the base url `{url}` must use https:// (plain http:// is only allowed to a loopback host)"
+            "the base url `{shown}` must use https:// (plain http:// is only allowed to a loopback host)"
         ))),
         other => Err(Error::Config(format!(
-            "the base url `{url}` has scheme `{other}`; expected https://"
+            "the base url `{shown}` has scheme `{other}`; expected https://"
         ))),
     }
 }
@@ -452,7 +484,7 @@ mod tests {
             "http://[::1]:8080/v1",
             "http://localhost:1/v1",
         ] {
-            assert!(parse_base_url(ok).is_ok(), "{ok}");
+            assert!(parse_base_url(ok, None).is_ok(), "{ok}");
         }
         for bad in [
             "http://api.fabraix.com/v1",
@@ -463,7 +495,7 @@ mod tests {
             "not a url",
         ] {
             assert!(
-                matches!(parse_base_url(bad), Err(Error::Config(_))),
+                matches!(parse_base_url(bad, None), Err(Error::Config(_))),
                 "{bad}"
             );
         }

@@ -330,12 +330,24 @@ pub(crate) fn snippet(key: &str, bytes: &[u8]) -> String {
 }
 
 /// Removes the API key from text that came from outside (a server could echo it back).
+/// Also removes the key less its first or last character: what is left when a server's
+/// JSON escape (`\n`, `\t`, …) swallowed the key's first letter.
 pub(crate) fn scrub(key: &str, text: &str) -> String {
-    if key.len() >= 4 && text.contains(key) {
-        text.replace(key, "[redacted]")
-    } else {
-        text.to_owned()
+    let mut text = text.to_owned();
+    if key.len() < 4 {
+        return text;
     }
+    let mut variants = vec![key];
+    if key.len() >= 8 {
+        variants.extend(key.get(1..));
+        variants.extend(key.get(..key.len() - 1));
+    }
+    for variant in variants {
+        if text.contains(variant) {
+            text = text.replace(variant, "[redacted]");
+        }
+    }
+    text
 }
 
 fn key(config: &Config) -> &str {
