@@ -22,21 +22,25 @@ fn main() {
     if std::env::var_os(CHILD).is_some() {
         return serve_until_stdin_closes();
     }
-    // `cargo bench` passes `--bench`; any other argument filters like criterion's do.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    // `cargo bench` passes `--bench`; any other argument picks one part.
+    let part: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    if wanted("events") {
-        rt.block_on(events_per_second());
-    }
-    if wanted("runs") {
-        rt.block_on(concurrent_runs(10_000));
+    match part.as_deref() {
+        Some("events") => rt.block_on(events_per_second()),
+        Some("runs") => rt.block_on(concurrent_runs(10_000)),
+        _ => {
+            // Each part in a process of its own, so that one's memory is not the other's peak.
+            for part in ["events", "runs"] {
+                let status = Command::new(std::env::current_exe().expect("this binary"))
+                    .arg(part)
+                    .status()
+                    .expect("a part");
+                assert!(status.success(), "{part} failed");
+            }
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The SDK's own runtime, where every request and the event exporter run.
+//! The SDK's own runtime, where every request and the event exporter run: a
+//! current-thread tokio runtime on one dedicated thread (`fabraix-io`).
 //!
 //! All network I/O happens on this runtime, whatever the caller runs on: a multi-thread or
 //! current-thread tokio runtime, another executor, or no runtime at all. This is what lets a
@@ -13,19 +14,25 @@ use std::sync::mpsc;
 use std::task::{Context, Poll};
 
 use once_cell::sync::Lazy;
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
-static RUNTIME: Lazy<Result<Runtime, String>> = Lazy::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("fabraix-io")
-        .on_thread_start(|| ON_IO_THREAD.with(|flag| flag.set(true)))
+static RUNTIME: Lazy<Result<Handle, String>> = Lazy::new(|| {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("fabraix-io".into())
+        .spawn(move || {
+            ON_IO_THREAD.with(|flag| flag.set(true));
+            runtime.block_on(std::future::pending::<()>());
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(handle)
 });
 
 thread_local! {
@@ -34,7 +41,7 @@ thread_local! {
 
 pub(crate) fn handle() -> Result<&'static Handle, Error> {
     match &*RUNTIME {
-        Ok(runtime) => Ok(runtime.handle()),
+        Ok(handle) => Ok(handle),
         Err(e) => Err(Error::Runtime(format!("could not start: {e}"))),
     }
 }
