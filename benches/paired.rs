@@ -33,6 +33,50 @@ fn main() {
         .expect("a runtime");
         rt.block_on(pairs(flavor));
     }
+    log_event_per_call();
+}
+
+/// `log_event` timed call by call (the timer's own cost included), for its median and tail.
+/// The queue is flushed every 1,000 calls, untimed.
+fn log_event_per_call() {
+    const CALLS: usize = 100_000;
+    let server = MockServer::start_blocking().expect("a server");
+    let client = server
+        .client_builder()
+        .queue_capacity(2_000)
+        .build()
+        .expect("a client");
+    let trace = client
+        .register_agent_run_blocking("bench", "p")
+        .expect("registered");
+    let mut times = Vec::with_capacity(CALLS);
+    client.sync_scope(trace, || {
+        for batch in 0..CALLS / 1_000 {
+            let events: Vec<fabraix::Event> = (0..1_000)
+                .map(|_| fabraix::Event::text(fabraix::EventType::ModelOutput, "ok"))
+                .collect();
+            for event in events {
+                let start = Instant::now();
+                let queued = fabraix::log_event(event);
+                times.push(start.elapsed());
+                queued.expect("queued");
+            }
+            assert!(
+                client.flush_blocking(Duration::from_secs(60)),
+                "batch {batch}"
+            );
+            server.clear_requests();
+        }
+    });
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_nanos();
+    println!(
+        "log_event       {CALLS} calls, each timed: median {} ns, p90 {} ns, p99 {} ns, max {} ns",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
 }
 
 async fn pairs(flavor: &str) {

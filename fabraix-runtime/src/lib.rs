@@ -3,6 +3,21 @@
 //!
 //! Depend on `fabraix`, which re-exports what is public here and adds the
 //! `#[fabraix::agent]` and `#[fabraix::action]` attributes.
+//!
+//! # The API this crate speaks
+//!
+//! Every request is a `POST` with `x-api-key` and `Content-Type: application/json`, to the
+//! base URL (default [`DEFAULT_BASE_URL`]):
+//!
+//! | endpoint | request | answer |
+//! |---|---|---|
+//! | `/register-agent-run` | `agent_id` (UUID), `timestamp` (`YYYY-MM-DDTHH:mm:ss.sssZ`, UTC), `system_prompt` | `trace_id`, `timestamp` |
+//! | `/event` | `event_type`, `trace_id`, `timestamp` (Unix seconds, a number), `content` and `schema` (JSON documents as strings) | `event_id`, `timestamp` |
+//! | `/check` | the same, with `event_type: "action_check"` and a function-form `schema` | `is_safe`, `reasoning`, `action_check_id`, `timestamp` |
+//!
+//! Errors come as `{"error": {"message", "type", "code"}}` with 400, 401, 403, 404, 429 or
+//! 500 (and 502, 503, 504 from gateways); they become [`Error::Api`] or
+//! [`Error::RateLimited`].
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
