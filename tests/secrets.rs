@@ -577,3 +577,31 @@ fn a_key_pasted_into_the_base_url_is_not_quoted() {
         assert!(!shown.contains(CANARY), "{shown}");
     }
 }
+
+// Regression: a 307 from the API made the client resend `x-api-key` and the body to the
+// redirect's target, another host, over plain http.
+#[test]
+fn a_redirect_is_an_error_and_the_key_never_follows_it() {
+    let elsewhere = raw_http::RawServer::start(|_| raw_http::Reply::Bytes(raw_http::ok_json("{}")));
+    let target = format!("{}/register-agent-run", elsewhere.url());
+    let api = raw_http::RawServer::start(move |_| {
+        raw_http::Reply::Bytes(raw_http::response(
+            "307 Temporary Redirect",
+            &[("location", target.as_str())],
+            b"",
+        ))
+    });
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(api.url())
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let outcome = client.register_agent_run_blocking("redirected", "p");
+    assert!(
+        matches!(outcome, Err(Error::Api { status: 307, .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(api.requests().len(), 1, "a 3xx is not retried");
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}

@@ -79,6 +79,9 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .tcp_nodelay(true)
+            // A redirect would carry `x-api-key` and the body to wherever it points, even
+            // from https to plain http: the API never redirects, so a 3xx is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fabraix-rust/", env!("CARGO_PKG_VERSION")));
         if crate::config::is_loopback(&config.base_url) {
             // A proxy from the environment must not capture loopback traffic.
