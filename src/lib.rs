@@ -71,8 +71,8 @@
 //! [`current_trace`] reads the innermost run anywhere below the agent fn, in async or sync
 //! code. A bare `tokio::spawn` does not inherit it (the attribute warns when it sees one in
 //! the body); carry it with [`spawn`], [`spawn_blocking`],
-//! [`TraceFutureExt::in_current_trace`], or [`scope`] / [`sync_scope`] for threads and other
-//! runtimes:
+//! [`TraceFutureExt::in_current_trace`], [`current_run`] (the whole run, client included,
+//! for a thread or another runtime), or [`scope`] / [`sync_scope`] with a bare [`Trace`]:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -202,9 +202,9 @@
 
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, IntoAgentId, Trace, TraceFutureExt, TraceId, Traced, Verdict,
-    check_action, check_action_blocking, current_trace, event_stats, flush, flush_blocking,
-    global_client, init, log_event, scope, spawn, spawn_blocking, sync_scope,
+    EventStats, EventType, IntoAgentId, RunContext, Trace, TraceFutureExt, TraceId, Traced,
+    Verdict, check_action, check_action_blocking, current_run, current_trace, event_stats, flush,
+    flush_blocking, global_client, init, log_event, scope, spawn, spawn_blocking, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

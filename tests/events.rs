@@ -428,3 +428,33 @@ fn event_constructors_report_bad_input() {
     );
     assert!("chat".parse::<EventType>().is_err());
 }
+
+// Regression: carried to a thread as a bare `Trace`, a run registered with `client = …`
+// lost its client there, and its events went to the global client.
+#[tokio::test]
+async fn current_run_carries_the_runs_client_into_a_thread() {
+    let server = MockServer::start().await.unwrap();
+    let client = server.client();
+
+    #[fabraix::agent(id = "threaded", system_prompt = "p", client = client)]
+    async fn run(client: &Client) -> fabraix::Trace {
+        let _ = client;
+        let run = fabraix::current_run().expect("inside a run");
+        std::thread::spawn(move || {
+            run.sync_scope(|| fabraix::log_event(Event::text(EventType::Tool, "from a thread")))
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        fabraix::current_trace().unwrap()
+    }
+
+    let trace = run(&client).await;
+    let events = delivered(&server);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].body["trace_id"],
+        json!(trace.trace_id().to_string())
+    );
+    assert!(fabraix::current_run().is_none());
+}

@@ -43,14 +43,56 @@ thread_local! {
     static CLIENT: Cell<Option<Client>> = const { Cell::new(None) };
 }
 
-/// A run's context: its trace and the client that registered it (`None`: the global one).
+/// The current agent run, captured to be carried somewhere else: its trace and the client
+/// its events and checks go through. `Send`, `Clone`, cheap to clone.
+///
+/// [`scope`] and [`sync_scope`] carry a bare [`Trace`], whose events go through the client
+/// current where they run (else the global one); a run registered with
+/// `#[fabraix::agent(client = …)]` should travel as a `RunContext` instead, so its events
+/// keep going through that client:
+///
+/// ```
+/// # fn demo() {
+/// let run = fabraix_runtime::current_run();
+/// std::thread::spawn(move || {
+///     let work = || fabraix_runtime::current_trace();
+///     match run {
+///         Some(run) => run.sync_scope(work),
+///         None => work(),
+///     }
+/// });
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct RunContext {
     pub(crate) slot: Slot,
     pub(crate) client: Option<Client>,
 }
 
+/// The run current here, to carry into a thread, another runtime or a queue; `None`
+/// outside any agent run.
+pub fn current_run() -> Option<RunContext> {
+    let ctx = RunContext::current();
+    (ctx.slot != Slot::Outside).then_some(ctx)
+}
+
 impl RunContext {
+    /// The run's trace; `None` for a run that could not be registered.
+    pub fn trace(&self) -> Option<Trace> {
+        self.slot.trace()
+    }
+
+    /// Runs `future` in this run.
+    pub fn scope<F: Future>(self, future: F) -> Traced<F> {
+        Traced::new(self, future)
+    }
+
+    /// Runs `f` in this run, then restores the previous one (also on panic).
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        let _scope = SyncScope::enter(self);
+        f()
+    }
+
     pub(crate) fn new(slot: Slot, client: Option<Client>) -> Self {
         Self { slot, client }
     }
@@ -58,12 +100,7 @@ impl RunContext {
     /// The context current on this thread or task.
     pub(crate) fn current() -> Self {
         let slot = current_slot();
-        let client = CLIENT.with(|cell| {
-            let client = cell.take();
-            let copy = client.clone();
-            cell.set(client);
-            copy
-        });
+        let client = with_current_client(|client| client.cloned());
         Self { slot, client }
     }
 
@@ -77,7 +114,10 @@ impl RunContext {
     /// Exchanges this context with the thread's current one.
     fn swap_with_current(&mut self) {
         self.slot = SLOT.with(|cell| cell.replace(self.slot));
-        self.client = CLIENT.with(|cell| cell.replace(self.client.take()));
+        // During thread teardown the client slot may be gone: then there is no client to
+        // carry, and the global one serves.
+        let mine = self.client.take();
+        self.client = CLIENT.try_with(|cell| cell.replace(mine)).unwrap_or(None);
     }
 }
 
@@ -88,12 +128,17 @@ pub(crate) fn current_slot() -> Slot {
 
 /// The client of the current run, if it was registered through an explicit one.
 pub(crate) fn with_current_client<R>(f: impl FnOnce(Option<&Client>) -> R) -> R {
-    CLIENT.with(|cell| {
-        let client = cell.take();
-        let out = f(client.as_ref());
-        cell.set(client);
-        out
-    })
+    // Cloned out (one reference count) rather than borrowed in place, so `f` may panic or
+    // use the context itself without leaving the slot empty.
+    let client = CLIENT
+        .try_with(|cell| {
+            let client = cell.take();
+            let copy = client.clone();
+            cell.set(client);
+            copy
+        })
+        .unwrap_or(None);
+    f(client.as_ref())
 }
 
 /// The trace of the innermost agent run around this code, or `None` outside any run.

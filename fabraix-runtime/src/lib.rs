@@ -46,7 +46,8 @@ pub use action::{Action, Verdict};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL};
 pub use context::{
-    TraceFutureExt, Traced, current_trace, scope, spawn, spawn_blocking, sync_scope,
+    RunContext, TraceFutureExt, Traced, current_run, current_trace, scope, spawn, spawn_blocking,
+    sync_scope,
 };
 pub use current::{
     check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event,
@@ -87,7 +88,7 @@ pub mod __private {
         pub const tokio_spawn_blocking: () = ();
         /// Marks a bare `std::thread::spawn`.
         #[deprecated(
-            note = "the current fabraix trace does not follow into `std::thread::spawn`; capture `fabraix::current_trace()` and run the thread's work in `fabraix::sync_scope(trace, ..)`"
+            note = "the current fabraix trace does not follow into `std::thread::spawn`; capture `let run = fabraix::current_run();` and run the thread's work in `run.sync_scope(..)`"
         )]
         pub const thread_spawn: () = ();
     }
