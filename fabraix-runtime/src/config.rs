@@ -290,6 +290,12 @@ impl ClientBuilder {
                 return Err(Error::Config(format!("`{name}` must be more than zero")));
             }
         }
+        // Waits beyond an hour are a mistake, and would overflow clock arithmetic near
+        // `Duration::MAX`.
+        const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+        let mut retry = self.retry;
+        retry.cap = retry.cap.min(LONGEST_WAIT);
+        retry.max_retry_after = retry.max_retry_after.min(LONGEST_WAIT);
         if self.queue_capacity == 0 || self.max_in_flight == 0 {
             return Err(Error::Config(
                 "`queue_capacity` and `max_in_flight` must be at least 1".into(),
@@ -301,7 +307,7 @@ impl ClientBuilder {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             deadline: self.deadline,
-            retry: self.retry,
+            retry,
             queue_capacity: self.queue_capacity,
             max_in_flight: self.max_in_flight,
             flush_timeout: self.flush_timeout,

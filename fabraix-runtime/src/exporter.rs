@@ -326,8 +326,45 @@ async fn drive(shared: Arc<Shared>, trace_id: TraceId) {
                 }
             }
         };
+        let mut in_hand = InHand {
+            shared: &shared,
+            trace_id,
+            number,
+            done: false,
+        };
         deliver(&shared, &event).await;
+        in_hand.done = true;
         complete(&shared, trace_id, number);
+    }
+}
+
+/// The event a worker is sending. Should the worker ever stop in the middle (a panic), the
+/// event counts as failed and the trace's queue goes on with a new worker, rather than
+/// waiting forever on one that is gone.
+struct InHand<'a> {
+    shared: &'a Arc<Shared>,
+    trace_id: TraceId,
+    number: u64,
+    done: bool,
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        complete(self.shared, self.trace_id, self.number);
+        let mut state = self.shared.state();
+        if let Some(queue) = state.traces.get_mut(&self.trace_id) {
+            if queue.events.is_empty() {
+                queue.active = false;
+            } else if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(drive(self.shared.clone(), self.trace_id));
+            } else {
+                queue.active = false;
+            }
+        }
     }
 }
 
@@ -431,7 +468,8 @@ fn back_off(shared: &Shared, failure: &Failure) {
         .retry
         .delay(gate.failures, failure.retry_after);
     gate.failures = gate.failures.saturating_add(1);
-    let until = Instant::now() + delay;
+    let now = Instant::now();
+    let until = now.checked_add(delay).unwrap_or(now);
     gate.not_before = Some(gate.not_before.map_or(until, |t| t.max(until)));
     if gate.failures == 1 || gate.failures.is_power_of_two() {
         tracing::warn!(

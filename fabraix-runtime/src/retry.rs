@@ -24,18 +24,20 @@ pub(crate) struct RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before retry number `retry` (0 for the first retry): a uniformly random
-    /// duration in `[0, min(cap, base * 2^retry)]` ("full jitter"), unless the server asked
-    /// for a specific wait, which is honoured up to `max_retry_after`.
+    /// duration in `[0, min(cap, base * 2^retry)]` ("full jitter"). When the server asked
+    /// for a wait, at least that (up to `max_retry_after`): never less than the backoff, so
+    /// a `Retry-After: 0` or a date in the past cannot make retries spin.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(asked) = retry_after {
-            return asked.min(self.max_retry_after);
-        }
         let ceiling = self
             .base
             .checked_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX))
             .unwrap_or(self.cap)
             .min(self.cap);
-        ceiling.mul_f64(unit_random())
+        let backoff = ceiling.mul_f64(unit_random());
+        match retry_after {
+            Some(asked) => asked.min(self.max_retry_after).max(backoff),
+            None => backoff,
+        }
     }
 }
 
@@ -119,6 +121,17 @@ mod tests {
         assert_eq!(
             p.delay(0, Some(Duration::from_secs(700))),
             Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn a_zero_retry_after_still_backs_off() {
+        // Regression: `Retry-After: 0` (or a past date) made the exporter retry in a loop.
+        let p = policy();
+        let waits: Vec<_> = (0..64).map(|_| p.delay(5, Some(Duration::ZERO))).collect();
+        assert!(
+            waits.iter().any(|w| *w > Duration::from_millis(100)),
+            "{waits:?}"
         );
     }
 

@@ -80,7 +80,11 @@ pub(crate) async fn post<T: DeserializeOwned>(
             return Err(failure.error);
         }
         let wait = config.retry.delay(retry, failure.retry_after);
-        if started.elapsed() + wait >= config.deadline {
+        let past_deadline = started
+            .elapsed()
+            .checked_add(wait)
+            .is_none_or(|at| at >= config.deadline);
+        if past_deadline {
             tracing::debug!(
                 target: "fabraix",
                 endpoint,
