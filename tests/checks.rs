@@ -276,3 +276,65 @@ fn a_sync_check_blocks_for_the_verdict() {
     assert!(!verdict.unwrap().is_safe);
     assert!(server.wait_for_blocking(Duration::from_secs(1), |r| r.len() == 2));
 }
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Folder {
+    name: String,
+    owner: Owner,
+    children: Vec<Folder>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Owner {
+    id: u64,
+}
+
+/// Every `$ref` in `value`, as written.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => out.push(target.clone()),
+                    _ => refs(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+        _ => {}
+    }
+}
+
+// Regression: `Action::typed` sent `#/$defs/..` references that pointed nowhere once the
+// parameters schema sat under `/parameters` of the function schema.
+#[tokio::test]
+async fn typed_action_schemas_resolve_every_reference() {
+    let server = MockServer::start().await.unwrap();
+    let (client, trace) = registered(&server).await;
+    let folder = Folder {
+        name: "root".into(),
+        owner: Owner { id: 7 },
+        children: vec![],
+    };
+    let action = Action::typed("archive_folder", "Archive a folder.", &folder).unwrap();
+    client
+        .check_action(trace.trace_id(), &action)
+        .await
+        .unwrap();
+    let check = &server.requests_to(Endpoint::Check)[0];
+    let schema: Value = serde_json::from_str(check.body["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        schema["parameters"]["properties"]["owner"]["properties"]["id"]["type"],
+        "integer"
+    );
+    let mut found = Vec::new();
+    refs(&schema, &mut found);
+    assert!(!found.is_empty(), "a recursive type needs a reference");
+    for target in found {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(
+            schema.pointer(pointer).is_some(),
+            "{target} resolves to nothing in {schema:#}"
+        );
+    }
+}

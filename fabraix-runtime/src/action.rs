@@ -1,7 +1,8 @@
 //! [`Action`] and [`Verdict`]: asking `POST /check` before the agent acts.
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -72,11 +73,9 @@ impl Action {
         description: impl Into<String>,
         arguments: &A,
     ) -> Result<Self, Error> {
-        let parameters =
-            serde_json::to_value(schemars::schema_for!(A)).map_err(|e| Error::Encode {
-                what: "a schema",
-                message: e.to_string(),
-            })?;
+        let mut generator = parameters_generator();
+        let mut parameters = generator.subschema_for::<A>().to_value();
+        attach_definitions(&mut parameters, &mut generator);
         Ok(Self {
             name: name.into(),
             description: Some(description.into()),
@@ -118,6 +117,27 @@ impl Action {
         }
         schema.insert("parameters".into(), self.parameters.clone());
         to_json("an action's schema", &schema)
+    }
+}
+
+/// A schema generator for an action's `parameters`: subschemas inlined, so the schema
+/// stands alone; what cannot be inlined (recursive types) is referenced under
+/// `/parameters/$defs`, where [`attach_definitions`] puts it.
+pub(crate) fn parameters_generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+            s.definitions_path = "/parameters/$defs".into();
+        })
+        .into_generator()
+}
+
+/// Moves the generator's definitions into `parameters["$defs"]`, if there are any.
+pub(crate) fn attach_definitions(parameters: &mut Value, generator: &mut SchemaGenerator) {
+    let definitions = generator.take_definitions(true);
+    if let (false, Some(object)) = (definitions.is_empty(), parameters.as_object_mut()) {
+        object.insert("$defs".into(), Value::Object(definitions));
     }
 }
 

@@ -1,11 +1,10 @@
 //! What the `#[fabraix::action]` expansion calls: describe the call, check it, record it.
 
-use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::action::{Action, Verdict};
+use crate::action::{Action, Verdict, attach_definitions, parameters_generator};
 use crate::current;
 use crate::error::Error;
 use crate::event::{Event, EventType};
@@ -75,16 +74,10 @@ impl std::fmt::Debug for ActionArgs {
 }
 
 impl ActionArgs {
-    /// No arguments yet. Subschemas are inlined, so the parameters schema stands alone.
+    /// No arguments yet.
     pub fn new() -> Self {
-        let settings = SchemaSettings::draft2020_12().with(|s| {
-            s.inline_subschemas = true;
-            s.meta_schema = None;
-            // The parameters schema sits at `/parameters` of the function schema.
-            s.definitions_path = "/parameters/$defs".into();
-        });
         Self {
-            generator: settings.into_generator(),
+            generator: parameters_generator(),
             properties: Map::new(),
             required: Vec::new(),
             values: Map::new(),
@@ -121,11 +114,7 @@ impl ActionArgs {
             "properties": self.properties,
             "required": self.required,
         });
-        // Recursive types cannot be inlined; their definitions ride along.
-        let definitions = self.generator.take_definitions(true);
-        if !definitions.is_empty() {
-            parameters["$defs"] = Value::Object(definitions);
-        }
+        attach_definitions(&mut parameters, &mut self.generator);
         let arguments = Value::Object(self.values);
         let mut action = Action::new(name)
             .parameters(parameters)
