@@ -1832,3 +1832,19 @@ async fn spawns_carry_the_run() {
     );
     assert_outside();
 }
+
+// Regression: the attribute made an async fn's future `!Sync` (the end-of-run flush was
+// boxed as `dyn Future + Send`), breaking callers that need `Sync` futures.
+#[test]
+fn an_agent_fns_future_is_send_and_sync_when_its_body_is() {
+    fn send_and_sync<T: Send + Sync>(_: &T) {}
+
+    #[fabraix::agent(id = "sync-future", system_prompt = "p", on_failure = "continue")]
+    async fn agent(n: u32) -> u32 {
+        n + 1
+    }
+
+    let future = agent(1);
+    send_and_sync(&future);
+    drop(future);
+}

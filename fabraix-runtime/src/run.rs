@@ -153,7 +153,7 @@ fn resolve(client: Option<&Client>) -> Result<(&Client, bool), Error> {
     }
 }
 
-type Flushing = Pin<Box<dyn Future<Output = bool> + Send>>;
+type Flushing = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
 
 pin_project_lite::pin_project! {
     /// The body of an async agent fn, running inside its run; when the body is done, the
