@@ -1848,3 +1848,62 @@ fn an_agent_fns_future_is_send_and_sync_when_its_body_is() {
     send_and_sync(&future);
     drop(future);
 }
+
+// Regression: a sync fn returning a boxed future built any other way than a
+// `Box::pin(async ..)` tail registered at the call and ran the future with no trace.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[fabraix::agent(id = "shapes-boxed-any", system_prompt = "You return a boxed future.", client = client)]
+fn boxed_any_way(
+    client: &Client,
+    early: bool,
+) -> Pin<Box<dyn Future<Output = Option<Trace>> + Send>> {
+    if early {
+        return Box::pin(async { current_trace() });
+    }
+    let made = async {
+        yield_now().await;
+        current_trace()
+    };
+    Box::pin(made)
+}
+
+#[fabraix::agent(id = "shapes-box-future-alias", system_prompt = "You return a BoxFuture.", client = client)]
+fn box_future_alias<'a>(
+    client: &'a Client,
+    label: &'a str,
+) -> BoxFuture<'a, (String, Option<Trace>)> {
+    let future = async move { (label.to_owned(), current_trace()) };
+    Box::pin(future)
+}
+
+#[tokio::test]
+async fn boxed_futures_made_any_way_run_in_the_run() {
+    let server = start_server().await;
+    let client = server.client();
+    for early in [false, true] {
+        let future = boxed_any_way(&client, early);
+        assert_eq!(
+            registrations(&server),
+            if early { 1 } else { 0 },
+            "registers when polled"
+        );
+        let seen = future.await;
+        issued(
+            &server,
+            seen,
+            "shapes-boxed-any",
+            "You return a boxed future.",
+        );
+        assert_outside();
+    }
+    let (label, seen) = box_future_alias(&client, "alias").await;
+    assert_eq!(label, "alias");
+    issued(
+        &server,
+        seen,
+        "shapes-box-future-alias",
+        "You return a BoxFuture.",
+    );
+    assert_outside();
+}

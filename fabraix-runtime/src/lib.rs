@@ -70,6 +70,7 @@ pub mod __private {
     pub use core::convert::{From, Into};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};
+    pub use std::boxed::Box;
     pub use std::string::String;
 
     /// Markers the expansion uses at a bare spawn in an agent body, so the compiler warns

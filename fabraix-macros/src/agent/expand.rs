@@ -14,7 +14,8 @@ use crate::spawn_lint;
 pub(crate) fn expand(agent: &Agent, item: &FnItem) -> TokenStream {
     let body = match agent.shape {
         Shape::Async => async_body(agent, item),
-        Shape::ReturnsFuture => future_body(agent, item),
+        Shape::ReturnsFuture => future_body(agent, item, false),
+        Shape::ReturnsBoxedFuture => future_body(agent, item, true),
         Shape::BoxedAsyncTail => boxed_tail_body(agent, item),
         Shape::Sync => sync_body(agent, item),
     };
@@ -78,8 +79,9 @@ fn sync_body(agent: &Agent, item: &FnItem) -> TokenStream {
 //             <registration future>(body)  // registers when first polled, then runs `body` in the run
 //         }
 // The body runs before any registration, as written, and only makes the future: the run
-// covers that future, as it covers an `async fn`'s body.
-fn future_body(agent: &Agent, item: &FnItem) -> TokenStream {
+// covers that future, as it covers an `async fn`'s body. For a boxed future (`Pin<Box<dyn
+// Future>>`, `BoxFuture`), the registering future is boxed in turn: `Box::pin(<..>(body))`.
+fn future_body(agent: &Agent, item: &FnItem, boxed: bool) -> TokenStream {
     let krate = &agent.krate;
     let body = local("__fabraix_body");
     let label = Lifetime {
@@ -100,10 +102,19 @@ fn future_body(agent: &Agent, item: &FnItem) -> TokenStream {
     let inputs = owned_inputs(agent);
     let lints = spawn_lint::markers(&quote!(#block), krate);
     let registering = registering_future(agent, &body);
+    let (registering, annotation) = match (&item.sig.output, boxed) {
+        // The return type is nameable: every `return` in the body coerces to it, as it did
+        // before (a `Box::pin(async ..)` to `Pin<Box<dyn Future ..>>`).
+        (syn::ReturnType::Type(_, ty), true) => (
+            quote!(#krate::__private::Box::pin(#registering)),
+            quote!(: #ty),
+        ),
+        _ => (registering, TokenStream::new()),
+    };
     quote! {
         #inputs
         #lints
-        let #body = #labelled;
+        let #body #annotation = #labelled;
         #registering
     }
 }

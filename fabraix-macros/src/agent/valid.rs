@@ -23,6 +23,10 @@ pub(crate) enum Shape {
     /// `fn f() -> impl Future<..>`: the body runs as written and makes a future; that future
     /// registers the run when first polled, then runs in it, as an `async fn`'s would.
     ReturnsFuture,
+    /// `fn f() -> Pin<Box<dyn Future<..>>>` (or `BoxFuture` / `LocalBoxFuture`): as
+    /// `ReturnsFuture`, the boxed future the body makes is boxed again inside the one that
+    /// registers the run.
+    ReturnsBoxedFuture,
     /// A body ending in `Box::pin(async { .. })` or `async { .. }.boxed()`, as `async-trait`
     /// writes them: the async block registers the run when first polled, then runs in it.
     BoxedAsyncTail,
@@ -145,6 +149,10 @@ fn shape(item: &FnItem) -> Shape {
         && impl_future_output(ty).is_some()
     {
         Shape::ReturnsFuture
+    } else if let ReturnType::Type(_, ty) = &item.sig.output
+        && is_boxed_future(ty)
+    {
+        Shape::ReturnsBoxedFuture
     } else if boxed_async_tail(&item.block).is_some() {
         Shape::BoxedAsyncTail
     } else {
@@ -177,6 +185,37 @@ pub(crate) fn boxed_async_tail(block: &syn::Block) -> Option<&syn::ExprAsync> {
         },
         _ => None,
     }
+}
+
+/// `Pin<Box<dyn Future<..>>>`, or the `futures` aliases `BoxFuture` / `LocalBoxFuture`.
+fn is_boxed_future(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident == "BoxFuture" || last.ident == "LocalBoxFuture" {
+        return true;
+    }
+    if last.ident != "Pin" {
+        return false;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    args.args.iter().any(|arg| match arg {
+        GenericArgument::Type(Type::Path(boxed)) => boxed.path.segments.last().is_some_and(|b| {
+            b.ident == "Box"
+                && matches!(&b.arguments, PathArguments::AngleBracketed(inner)
+                    if inner.args.iter().any(|a| matches!(a,
+                        GenericArgument::Type(Type::TraitObject(object))
+                            if object.bounds.iter().any(|bound| matches!(bound,
+                                TypeParamBound::Trait(t)
+                                    if t.path.segments.last().is_some_and(|s| s.ident == "Future"))))))
+        }),
+        _ => false,
+    })
 }
 
 /// For `impl Future<Output = T> + ..`: `Some(Some(T))`, or `Some(None)` when the bound does
@@ -240,7 +279,9 @@ fn cannot_return_error(shape: &Shape, output: &ReturnType) -> Option<String> {
     };
     let (what, ty) = match shape {
         Shape::ReturnsFuture => ("its future's output is", impl_future_output(ty).flatten()?),
-        Shape::BoxedAsyncTail => ("its future's output is", nested_future_output(ty)?),
+        Shape::BoxedAsyncTail | Shape::ReturnsBoxedFuture => {
+            ("its future's output is", nested_future_output(ty)?)
+        }
         Shape::Async | Shape::Sync => ("it returns", &**ty),
     };
     let shown = match ty {
