@@ -215,6 +215,17 @@ impl Mailbox {
         Ok(self.sent.len())
     }
 
+    /// The message at `index`, to edit in place.
+    #[fabraix::action]
+    fn message_mut(&mut self, index: u32) -> Result<&mut String, Error> {
+        self.sent
+            .get_mut(index as usize)
+            .ok_or_else(|| Error::Encode {
+                what: "an index",
+                message: "no such message".into(),
+            })
+    }
+
     #[fabraix::action(name = "mailbox_owner", description = "Who owns the mailbox.")]
     async fn owner(&self) -> Result<&str, Error> {
         Ok(&self.owner)
@@ -236,10 +247,19 @@ async fn receivers_and_skipped_arguments_never_reach_the_wire() {
     let lock = std::sync::Mutex::new(7);
     let sent = client.sync_scope(trace, || mailbox.send("bob", "hi", &lock));
     assert_eq!(sent.unwrap(), 1);
+    // A sync action can hand back a borrow taken through `&mut self`.
+    client.sync_scope(trace, || {
+        mailbox.message_mut(0).map(|m| m.push('!')).unwrap()
+    });
+    assert_eq!(mailbox.sent[0], "bob: hi!");
     let owner = client.scope(trace, mailbox.owner()).await.unwrap();
     assert_eq!(owner, "secret-owner-name");
 
-    let checks = server.requests_to(Endpoint::Check);
+    let checks: Vec<_> = server
+        .requests_to(Endpoint::Check)
+        .into_iter()
+        .filter(|c| json_field(c, "schema")["name"] != "message_mut")
+        .collect();
     assert_eq!(checks.len(), 2);
     assert_eq!(
         json_field(&checks[0], "content"),

@@ -203,3 +203,10 @@ fn tool_event_schema() -> Value {
 pub fn refuse<R: ActionReturn>(error: Error) -> R {
     R::from_error(error)
 }
+
+/// Calls `f` once: the body of a sync action fn, as an `FnOnce` so it may return borrows of
+/// what it captured.
+#[inline]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -63,7 +63,7 @@ pub use trace::Trace;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guard::{
-        ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, refuse,
+        ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
     };
     pub use crate::run::{AgentRun, ErrorReturn, RunFuture, RunGuard, agent_id, system_prompt};
     pub use crate::{Client, Error, IntoAgentId, global_client};

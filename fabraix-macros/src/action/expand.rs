@@ -50,7 +50,7 @@ pub(crate) fn expand(action: &ActionFn, item: &FnItem) -> TokenStream {
         // Output: fn f(args) -> R {
         //             let call = <describe args>;
         //             let call = match call { Ok(c) => match c.check_blocking() { .. }, .. };
-        //             let result = (move || { <type hint>; body })();  // `return` stays in the body
+        //             let result = call_once(move || { <type hint>; body }); // `return` stays in the body
         //             call.finish(&result);
         //             result
         //         }
@@ -63,11 +63,12 @@ pub(crate) fn expand(action: &ActionFn, item: &FnItem) -> TokenStream {
                 },
                 #krate::__private::Err(#error) => return #refuse,
             };
-            #[allow(clippy::redundant_closure_call)]
-            let #result = (move || {
+            // Called as `FnOnce`, so the body may give back borrows of what it captured
+            // (`&mut self` included), as the fn could.
+            let #result = #krate::__private::call_once(move || {
                 #hint
                 #block
-            })();
+            });
             #krate::__private::ApprovedCall::finish(#call, &#result);
             #result
         }
