@@ -201,3 +201,53 @@ async fn past_capacity_events_are_dropped_counted_and_reported_without_blocking(
     assert!(client.flush(FLUSH).await);
     assert_eq!(client.event_stats().sent, CAPACITY as u64 + 1);
 }
+
+// Regression: once every client was dropped, its exporter kept retrying an unreachable
+// API forever.
+#[test]
+fn an_exporter_without_clients_stops_retrying() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A listener that takes each connection and closes it at once: a transport error, so
+    // the exporter backs off and retries.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(format!("http://127.0.0.1:{port}/v1"))
+        .max_retries(2)
+        .backoff(Duration::from_millis(5), Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let trace = Trace::new(
+        fabraix::TraceId::from_uuid(uuid::Uuid::new_v4()),
+        fabraix::AgentId::from_name("orphan").unwrap(),
+        chrono::Utc::now(),
+    );
+    client.queue_event(trace.trace_id(), event(0)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let before = accepted.load(Ordering::SeqCst);
+    assert!(before >= 3, "the exporter retried while its client lived");
+    drop(client);
+    // With 20 ms backoffs, an exporter that kept going would connect ~100 times in 2 s.
+    let watch_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch_until {
+        let now = accepted.load(Ordering::SeqCst);
+        // Up to one attempt in flight when the client went, then `max_retries` more.
+        assert!(
+            now <= before + 1 + 2,
+            "{now} connections after the drop (had {before})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -110,7 +110,7 @@ static TEXT_SCHEMA: Lazy<Arc<str>> = Lazy::new(|| {
     Arc::from(r#"{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}"#)
 });
 
-/// Schemas derived by `schemars`, by schema id, so each type is described once.
+/// Schemas derived by `schemars`, by type name, so each type is described once.
 static TYPED_SCHEMAS: Lazy<RwLock<HashMap<String, Arc<str>>>> = Lazy::new(Default::default);
 
 impl Event {
@@ -193,13 +193,14 @@ pub(crate) fn to_json(
     })
 }
 
-/// The JSON Schema of `T` as text, derived once per type.
+/// The JSON Schema of `T` as text, derived once per type. Keyed by the type's full name
+/// (generic arguments included), which, unlike a hand-written `schema_id`, cannot collide.
 pub(crate) fn schema_of<T: JsonSchema + ?Sized>() -> Result<Arc<str>, Error> {
-    let id = T::schema_id();
+    let id = std::any::type_name::<T>();
     if let Some(schema) = TYPED_SCHEMAS
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .get(id.as_ref())
+        .get(id)
     {
         return Ok(schema.clone());
     }
@@ -207,7 +208,7 @@ pub(crate) fn schema_of<T: JsonSchema + ?Sized>() -> Result<Arc<str>, Error> {
     TYPED_SCHEMAS
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id.into_owned(), schema.clone());
+        .insert(id.to_owned(), schema.clone());
     Ok(schema)
 }
 

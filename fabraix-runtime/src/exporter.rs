@@ -8,7 +8,8 @@
 //!   order they were logged; traces are sent in parallel, up to `max_in_flight` requests.
 //! - When the API is unavailable (connection errors, timeouts, 429, 502, 503, 504) the
 //!   whole exporter backs off (full jitter, `Retry-After` honoured) and the event is tried
-//!   again until it is delivered: an outage loses nothing the queue can hold. A 500 is
+//!   again until it is delivered: an outage loses nothing the queue can hold. Once every
+//!   client of the exporter is dropped, the rest gets `max_retries` more tries, not forever. A 500 is
 //!   retried `max_retries` times; other errors (400, 401, 403, 404) fail the event at once.
 //!   Failures and drops are counted and reported through `tracing`.
 //! - A flush is a marker sent down the same channel, so it waits exactly for the events
@@ -102,6 +103,7 @@ impl Exporter {
             counters: counters.clone(),
             state: Mutex::new(State::default()),
             gate: Mutex::new(Gate::default()),
+            orphaned: std::sync::atomic::AtomicBool::new(false),
         });
         handle.spawn(consume(rx, wake.clone(), shared));
         Ok(Self {
@@ -196,6 +198,9 @@ struct Shared {
     semaphore: Semaphore,
     state: Mutex<State>,
     gate: Mutex<Gate>,
+    /// Set once every client of this exporter is gone: nothing will flush or count the
+    /// queue any more, so an unavailable API is retried `max_retries` times, not forever.
+    orphaned: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -247,14 +252,14 @@ async fn consume(mut rx: mpsc::UnboundedReceiver<Message>, wake: Arc<Notify>, sh
                     got_any = true;
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => return orphan(&shared),
             }
         }
         idle_rounds = if got_any { 0 } else { idle_rounds + 1 };
         if idle_rounds > LINGER_ROUNDS {
             match rx.recv().await {
                 Some(message) => file(&shared, message),
-                None => return,
+                None => return orphan(&shared),
             }
             idle_rounds = 0;
         } else {
@@ -264,6 +269,11 @@ async fn consume(mut rx: mpsc::UnboundedReceiver<Message>, wake: Arc<Notify>, sh
             }
         }
     }
+}
+
+/// Every client is gone; the workers finish what is queued under a bounded retry budget.
+fn orphan(shared: &Shared) {
+    shared.orphaned.store(true, Ordering::Release);
 }
 
 /// Files one message: an event into its trace's queue (starting a worker if the trace has
@@ -413,6 +423,7 @@ async fn deliver(shared: &Shared, event: &Queued) {
         Err(error) => return fail(shared, &error),
     };
     let mut server_errors = 0;
+    let mut orphaned_retries = 0;
     loop {
         pause(shared).await;
         let outcome = {
@@ -424,6 +435,13 @@ async fn deliver(shared: &Shared, event: &Queued) {
                 shared.gate().failures = 0;
                 shared.counters.sent.fetch_add(1, Ordering::Relaxed);
                 return;
+            }
+            Err(failure) if shared.orphaned.load(Ordering::Acquire) && failure.retryable => {
+                if orphaned_retries >= shared.config.retry.max_retries {
+                    return fail(shared, &failure.error);
+                }
+                orphaned_retries += 1;
+                back_off(shared, &failure);
             }
             Err(failure) if failure.retryable && failure.error.status() != Some(500) => {
                 back_off(shared, &failure);

@@ -410,7 +410,8 @@ impl MockServer {
     }
 
     /// Waits until `done` holds for the recorded requests, or `timeout` passes; answers
-    /// whether it held. Wakes on every request, no polling.
+    /// whether it held. Wakes on every request, no polling. `done` runs with the server's
+    /// records locked: it must not call the server.
     pub async fn wait_for(
         &self,
         timeout: Duration,
@@ -430,13 +431,16 @@ impl MockServer {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
-    /// [`wait_for`](Self::wait_for) for synchronous code.
+    /// [`wait_for`](Self::wait_for) for synchronous code (`done` must not call the server).
     pub fn wait_for_blocking(
         &self,
         timeout: Duration,
         mut done: impl FnMut(&[RecordedRequest]) -> bool,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400));
         let mut state = self.shared.lock();
         loop {
             if done(&state.requests) {
