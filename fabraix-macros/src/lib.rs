@@ -116,7 +116,8 @@ pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - Blocked: the body never runs; the fn returns
 ///   `Err(fabraix::Error::Blocked { reasoning, action_check_id }.into())`.
 /// - No run is current, or no verdict can be had (the API is down, its answer is
-///   malformed): the body never runs and the fn returns `Err(..)`. Checks fail closed.
+///   malformed, the SDK is disabled with `FABRAIX_DISABLED=1`): the body never runs and the
+///   fn returns `Err(..)`. Checks fail closed.
 ///
 /// The fn must return `Result<T, E>` with `E: From<fabraix::Error>`. Sync fns block on the
 /// check; async fns await it.
