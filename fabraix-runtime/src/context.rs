@@ -39,7 +39,10 @@ impl Slot {
 }
 
 thread_local! {
-    static SLOT: Cell<Slot> = const { Cell::new(Slot::Outside) };
+    // The slot is kept as two cells, so that `current_trace` is one plain copy of an
+    // `Option<Trace>`, with no conversion.
+    static TRACE: Cell<Option<Trace>> = const { Cell::new(None) };
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
     static CLIENT: Cell<Option<Client>> = const { Cell::new(None) };
 }
 
@@ -113,7 +116,18 @@ impl RunContext {
 
     /// Exchanges this context with the thread's current one.
     fn swap_with_current(&mut self) {
-        self.slot = SLOT.with(|cell| cell.replace(self.slot));
+        let (trace, in_run) = match self.slot {
+            Slot::Outside => (None, false),
+            Slot::Untraced => (None, true),
+            Slot::Traced(trace) => (Some(trace), true),
+        };
+        let previous_trace = TRACE.with(|cell| cell.replace(trace));
+        let previous_in_run = IN_RUN.with(|cell| cell.replace(in_run));
+        self.slot = match (previous_trace, previous_in_run) {
+            (Some(trace), _) => Slot::Traced(trace),
+            (None, true) => Slot::Untraced,
+            (None, false) => Slot::Outside,
+        };
         // During thread teardown the client slot may be gone: then there is no client to
         // carry, and the global one serves.
         let mine = self.client.take();
@@ -123,7 +137,11 @@ impl RunContext {
 
 #[inline]
 pub(crate) fn current_slot() -> Slot {
-    SLOT.with(Cell::get)
+    match (TRACE.with(Cell::get), IN_RUN.with(Cell::get)) {
+        (Some(trace), _) => Slot::Traced(trace),
+        (None, true) => Slot::Untraced,
+        (None, false) => Slot::Outside,
+    }
 }
 
 /// The client of the current run, if it was registered through an explicit one.
@@ -152,7 +170,7 @@ pub(crate) fn with_current_client<R>(f: impl FnOnce(Option<&Client>) -> R) -> R 
 /// ```
 #[inline]
 pub fn current_trace() -> Option<Trace> {
-    current_slot().trace()
+    TRACE.with(Cell::get)
 }
 
 /// Restores the thread's previous context when dropped, so a panic inside a scope cannot
