@@ -2,8 +2,10 @@
 //! network; once it is back, everything the queue held arrives, in order and once; what the
 //! queue could not hold is refused at once, counted and reported.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+
+use capture::Captured;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fabraix::testing::{Endpoint, MockServer, RecordedRequest};
@@ -88,35 +90,6 @@ async fn an_outage_loses_nothing_the_queue_holds() {
     let trace_id = trace.trace_id().to_string();
     assert!(delivered.iter().all(|(trace, _)| *trace == trace_id));
     assert_eq!(server.requests_to(Endpoint::Event).len(), EVENTS as usize);
-}
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

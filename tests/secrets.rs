@@ -6,11 +6,13 @@
 //! One test drives every fault kind of `tests/faults.rs` against the three calls and the
 //! exporter, with a recognisable key, captures everything the crate emits, and searches it.
 
+mod capture;
+
+use capture::Captured;
 mod raw_http;
 
 use std::fmt::Debug;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use fabraix::testing::{Endpoint, Fault, MockServer};
@@ -24,35 +26,6 @@ const CANARY: &str = "LEAKCANARY";
 
 const ALWAYS: usize = 10_000;
 const PROMPT: &str = "You are the secrets test agent.";
-
-/// Where the global `tracing` subscriber of this test binary writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// Installs, once, a TRACE-level subscriber as the global default (with `log` records
 /// forwarded into it), so output from every thread (the SDK's runtime included) is caught.

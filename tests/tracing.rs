@@ -1,46 +1,13 @@
 //! The `tracing` feature: each run is a `fabraix.agent_run` span around the body, so log
 //! lines inside the run carry its ids; the SDK's own warnings go through `tracing`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+mod capture;
+
+use capture::Captured;
 use std::time::Duration;
 
 use fabraix::testing::{Endpoint, Fault, MockServer};
 use fabraix::{Client, Event, EventType};
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Everything the subscriber writes, for assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.lock()).into_owned()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.lock().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();

@@ -163,16 +163,19 @@ impl Client {
         )
     }
 
+    /// One call under the client's settings and permits; runs on the SDK's runtime.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        body: Bytes,
+    ) -> Result<T, Error> {
+        let inner = &self.inner;
+        transport::post(&inner.http, &inner.config, &inner.permits, endpoint, body).await
+    }
+
     async fn send_register(&self, agent_id: AgentId, body: Bytes) -> Result<Trace, Error> {
         const ENDPOINT: &str = "/register-agent-run";
-        let response: RegisterResponse = transport::post(
-            &self.inner.http,
-            &self.inner.config,
-            &self.inner.permits,
-            ENDPOINT,
-            body,
-        )
-        .await?;
+        let response: RegisterResponse = self.post(ENDPOINT, body).await?;
         response.into_trace(agent_id)
     }
 
@@ -212,17 +215,8 @@ impl Client {
             },
         )?;
         let client = self.clone();
-        let response: EventResponse = io::run(async move {
-            transport::post(
-                &client.inner.http,
-                &client.inner.config,
-                &client.inner.permits,
-                ENDPOINT,
-                body,
-            )
-            .await
-        })
-        .await??;
+        let response: EventResponse =
+            io::run(async move { client.post(ENDPOINT, body).await }).await??;
         response.into_receipt()
     }
 
@@ -268,14 +262,7 @@ impl Client {
 
     async fn send_check(&self, body: Bytes) -> Result<Verdict, Error> {
         const ENDPOINT: &str = "/check";
-        let response: CheckResponse = transport::post(
-            &self.inner.http,
-            &self.inner.config,
-            &self.inner.permits,
-            ENDPOINT,
-            body,
-        )
-        .await?;
+        let response: CheckResponse = self.post(ENDPOINT, body).await?;
         response.into_verdict()
     }
 

@@ -179,11 +179,7 @@ async fn read_capped(
         retryable: false,
         retry_after: None,
     };
-    let declared = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(&response);
     if declared.is_some_and(|len| len > MAX_RESPONSE_BYTES as u64) {
         return Err(too_big());
     }
@@ -201,15 +197,19 @@ async fn read_capped(
     Ok(bytes)
 }
 
-/// What can be read of an error answer's body, up to [`ERROR_BODY_BYTES`]: nothing when
-/// it declares more, and what came before a failure when reading it fails.
-async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
-    let declared = response
+/// The body length the answer declares, if it does.
+fn declared_length(response: &reqwest::Response) -> Option<u64> {
+    response
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > ERROR_BODY_BYTES as u64) {
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// What can be read of an error answer's body, up to [`ERROR_BODY_BYTES`]: nothing when
+/// it declares more, and what came before a failure when reading it fails.
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    if declared_length(&response).is_some_and(|len| len > ERROR_BODY_BYTES as u64) {
         return Vec::new();
     }
     let mut bytes = Vec::new();
