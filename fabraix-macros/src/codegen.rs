@@ -63,3 +63,14 @@ pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
         })
         .collect()
 }
+
+/// How to name a return type that can never carry `Err(fabraix::Error)`, when the type
+/// itself shows it; any other type is left to the compiler's trait bound.
+pub(crate) fn never_a_result(ty: &Type) -> Option<&'static str> {
+    match ty {
+        Type::Tuple(t) if t.elems.is_empty() => Some("`()`"),
+        Type::Never(_) => Some("`!`"),
+        Type::ImplTrait(_) => Some("an `impl Trait`"),
+        _ => None,
+    }
+}

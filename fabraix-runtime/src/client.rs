@@ -12,7 +12,7 @@ use once_cell::sync::OnceCell;
 
 use crate::action::{Action, Verdict};
 use crate::config::{ClientBuilder, Config};
-use crate::context::{RunContext, Slot, SyncScope, Traced};
+use crate::context::{RunContext, Slot, Traced};
 use crate::error::Error;
 use crate::event::{Event, EventReceipt};
 use crate::exporter::{EventStats, Exporter};
@@ -269,16 +269,16 @@ impl Client {
     /// Runs `future` with `trace` as the current run, its events and checks going through
     /// this client: what `#[fabraix::agent(client = …)]` does, for a run registered by hand.
     pub fn scope<F: std::future::Future>(&self, trace: Trace, future: F) -> Traced<F> {
-        Traced::new(
-            RunContext::new(Slot::Traced(trace), Some(self.clone())),
-            future,
-        )
+        self.run(trace).scope(future)
     }
 
     /// [`scope`](Self::scope) for synchronous code.
     pub fn sync_scope<R>(&self, trace: Trace, f: impl FnOnce() -> R) -> R {
-        let _scope = SyncScope::enter(RunContext::new(Slot::Traced(trace), Some(self.clone())));
-        f()
+        self.run(trace).sync_scope(f)
+    }
+
+    fn run(&self, trace: Trace) -> RunContext {
+        RunContext::new(Slot::Traced(trace), Some(self.clone()))
     }
 
     /// The event exporter's counters: queued, sent, failed, dropped, still in the queue.
@@ -293,48 +293,43 @@ impl Client {
     /// Waits, up to `timeout`, until every event queued before this call has been sent or
     /// has failed; answers whether that happened in time.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        match self.inner.exporter.get() {
-            Some(exporter) => exporter.flush(None, timeout).await,
-            None => true,
-        }
+        self.flush_events(None, timeout).await
     }
 
     /// [`flush`](Self::flush) for synchronous code: blocks this thread.
     pub fn flush_blocking(&self, timeout: Duration) -> bool {
-        match self.inner.exporter.get() {
-            Some(exporter) => exporter.flush_blocking(None, timeout),
-            None => true,
-        }
+        self.flush_events_blocking(None, timeout)
     }
 
     /// Flushes one run's events, bounded by the client's flush timeout.
     pub(crate) async fn flush_trace(&self, trace_id: TraceId) -> bool {
-        match self.inner.exporter.get() {
-            Some(exporter) => {
-                exporter
-                    .flush(Some(trace_id), self.inner.config.flush_timeout)
-                    .await
-            }
-            None => true,
-        }
+        let timeout = self.inner.config.flush_timeout;
+        self.flush_events(Some(trace_id), timeout).await
     }
 
     /// [`flush_trace`](Self::flush_trace), blocking.
     pub(crate) fn flush_trace_blocking(&self, trace_id: TraceId) -> bool {
+        self.flush_events_blocking(Some(trace_id), self.inner.config.flush_timeout)
+    }
+
+    /// Nothing to wait for when no event was ever queued.
+    async fn flush_events(&self, trace: Option<TraceId>, timeout: Duration) -> bool {
         match self.inner.exporter.get() {
-            Some(exporter) => {
-                exporter.flush_blocking(Some(trace_id), self.inner.config.flush_timeout)
-            }
+            Some(exporter) => exporter.flush(trace, timeout).await,
             None => true,
         }
     }
 
-    /// Whether events of this client wait in its queue.
-    pub(crate) fn has_queued_events(&self) -> bool {
+    fn flush_events_blocking(&self, trace: Option<TraceId>, timeout: Duration) -> bool {
         self.inner
             .exporter
             .get()
-            .is_some_and(|e| e.stats().in_queue > 0)
+            .is_none_or(|exporter| exporter.flush_blocking(trace, timeout))
+    }
+
+    /// Whether events of this client wait in its queue.
+    pub(crate) fn has_queued_events(&self) -> bool {
+        self.inner.exporter.get().is_some_and(|e| e.in_queue() > 0)
     }
 }
 

@@ -266,7 +266,7 @@ impl std::fmt::Debug for SyncScope {
 /// # }
 /// ```
 pub fn scope<F: Future>(trace: Trace, future: F) -> Traced<F> {
-    Traced::new(RunContext::for_trace(trace), future)
+    RunContext::for_trace(trace).scope(future)
 }
 
 /// Runs `f` with `trace` as the current run, then restores the previous one (also on panic).
@@ -279,8 +279,7 @@ pub fn scope<F: Future>(trace: Trace, future: F) -> Traced<F> {
 /// assert_eq!(fabraix_runtime::current_trace(), None);
 /// ```
 pub fn sync_scope<R>(trace: Trace, f: impl FnOnce() -> R) -> R {
-    let _scope = SyncScope::enter(RunContext::for_trace(trace));
-    f()
+    RunContext::for_trace(trace).sync_scope(f)
 }
 
 /// Carries agent runs into futures that leave the current task.
@@ -334,8 +333,5 @@ where
     R: Send + 'static,
 {
     let ctx = RunContext::current();
-    tokio::task::spawn_blocking(move || {
-        let _scope = SyncScope::enter(ctx);
-        f()
-    })
+    tokio::task::spawn_blocking(move || ctx.sync_scope(f))
 }

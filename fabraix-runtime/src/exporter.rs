@@ -147,6 +147,11 @@ impl Exporter {
         Ok(())
     }
 
+    /// Events queued and not yet sent or failed.
+    pub fn in_queue(&self) -> usize {
+        self.counters.pending.load(Ordering::Acquire)
+    }
+
     pub fn stats(&self) -> EventStats {
         let c = &self.counters;
         EventStats {
@@ -154,7 +159,7 @@ impl Exporter {
             sent: c.sent.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
-            in_queue: c.pending.load(Ordering::Acquire),
+            in_queue: self.in_queue(),
         }
     }
 
@@ -176,7 +181,7 @@ impl Exporter {
     }
 
     fn flush_marker(&self, trace: Option<TraceId>) -> Option<oneshot::Receiver<()>> {
-        if self.counters.pending.load(Ordering::Acquire) == 0 {
+        if self.in_queue() == 0 {
             return None;
         }
         let (done, waiting) = oneshot::channel();

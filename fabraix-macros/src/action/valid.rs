@@ -3,10 +3,11 @@
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, Ident, Lit, Meta, Pat, ReturnType, Type};
+use syn::{Expr, FnArg, Ident, Lit, Meta, Pat, ReturnType};
 
 use super::attr::ActionArgs;
 use crate::args::{self, Errors};
+use crate::codegen::never_a_result;
 use crate::item::FnItem;
 
 /// One argument sent to `/check`.
@@ -172,11 +173,6 @@ fn doc_comment(attrs: &[syn::Attribute]) -> String {
 fn cannot_return_error(output: &ReturnType) -> Option<&'static str> {
     match output {
         ReturnType::Default => Some("`()`"),
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(t) if t.elems.is_empty() => Some("`()`"),
-            Type::Never(_) => Some("`!`"),
-            Type::ImplTrait(_) => Some("an `impl Trait`"),
-            _ => None,
-        },
+        ReturnType::Type(_, ty) => never_a_result(ty),
     }
 }

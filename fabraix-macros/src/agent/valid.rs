@@ -5,6 +5,7 @@ use syn::{Expr, GenericArgument, PathArguments, ReturnType, Stmt, Type, TypePara
 
 use super::attr::AgentArgs;
 use crate::args::{self, Errors};
+use crate::codegen::never_a_result;
 use crate::item::FnItem;
 use crate::lookalike::agent_id_problem;
 
@@ -284,11 +285,5 @@ fn cannot_return_error(shape: &Shape, output: &ReturnType) -> Option<String> {
         }
         Shape::Async | Shape::Sync => ("it returns", &**ty),
     };
-    let shown = match ty {
-        Type::Tuple(t) if t.elems.is_empty() => "`()`",
-        Type::Never(_) => "`!`",
-        Type::ImplTrait(_) => "an `impl Trait`",
-        _ => return None,
-    };
-    Some(format!("{what} {shown}"))
+    never_a_result(ty).map(|shown| format!("{what} {shown}"))
 }
