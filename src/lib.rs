@@ -147,7 +147,7 @@
 //!
 //! server.block_action("transfer_funds", "Over the daily limit.");
 //! # let trace = client.register_agent_run(fabraix::AgentId::from_name("a")?, "p").await?;
-//! # client.scope(trace, async {
+//! # fabraix::scope(trace, async {
 //! let refused = transfer_funds("acct-9".into(), 1_000_000).await;
 //! assert!(matches!(refused, Err(fabraix::Error::Blocked { .. })));
 //! # }).await;
@@ -218,5 +218,6 @@ pub mod __private {
     pub use fabraix_runtime::__private::*;
 }
 
+#[cfg(any(fuzzing, feature = "__fuzz"))]
 #[doc(hidden)]
 pub use fabraix_runtime::__fuzz;

@@ -36,10 +36,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::client::Client;
-use crate::config::ClientBuilder;
-use crate::error::Error;
-use crate::ids::TraceId;
+use crate::client::{Client, ClientBuilder};
+use crate::model::Error;
+use crate::model::TraceId;
 
 /// The key a [`MockServer`] accepts unless [`MockServerBuilder::api_key`] says otherwise.
 pub const DEFAULT_API_KEY: &str = "fabraix-mock-key";

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use super::validate::{self, EVENT_TYPES, Rejection};
 use super::{Endpoint, FaultKind, RecordedRequest, Shared};
-use crate::error::Error;
-use crate::wire;
+use crate::model::Error;
+use crate::model::wire;
 
 /// How long `pause` waits for one connection to close.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::Error;
+use super::error::Error;
 
 /// The identity of an agent: the same for every run of one agent.
 ///

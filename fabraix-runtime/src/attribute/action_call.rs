@@ -4,11 +4,11 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::action::{Action, Verdict, attach_definitions, parameters_generator};
-use crate::current;
-use crate::error::Error;
-use crate::event::{Event, EventType};
-use crate::run::ErrorReturn;
+use super::agent_run::ErrorReturn;
+use crate::context as current;
+use crate::model::{
+    Action, Error, Event, EventType, Verdict, attach_definitions, parameters_generator,
+};
 
 /// An argument `#[fabraix::action]` can send: it serializes to the arguments and has a
 /// JSON Schema for the parameters.

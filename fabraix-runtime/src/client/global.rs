@@ -2,8 +2,8 @@
 
 use once_cell::sync::OnceCell;
 
-use crate::client::Client;
-use crate::error::Error;
+use super::Client;
+use crate::model::Error;
 
 static GLOBAL: OnceCell<Client> = OnceCell::new();
 

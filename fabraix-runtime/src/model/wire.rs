@@ -1,18 +1,91 @@
 //! The API's request and response bodies, exactly as API.md documents them.
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::action::Verdict;
-use crate::error::Error;
-use crate::event::EventReceipt;
-use crate::ids::{AgentId, TraceId};
-use crate::trace::Trace;
+use super::action::Verdict;
+use super::error::Error;
+use super::event::EventReceipt;
+use super::ids::{AgentId, TraceId};
+use super::trace::Trace;
+
+/// The API's three endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Endpoint {
+    RegisterAgentRun,
+    Event,
+    Check,
+}
+
+impl Endpoint {
+    /// The path under the base URL, e.g. `/event`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::RegisterAgentRun => "/register-agent-run",
+            Endpoint::Event => "/event",
+            Endpoint::Check => "/check",
+        }
+    }
+}
+
+/// The body of `POST /register-agent-run`, stamped `at`.
+pub(crate) fn register_body(
+    agent_id: AgentId,
+    system_prompt: &str,
+    at: DateTime<Utc>,
+) -> Result<Bytes, Error> {
+    encode(
+        "the registration",
+        &RegisterRequest {
+            agent_id,
+            timestamp: iso_millis(at),
+            system_prompt,
+        },
+    )
+}
+
+/// The body of `POST /event` (any event type) or `POST /check` (`action_check`).
+pub(crate) fn event_body(
+    event_type: &str,
+    trace_id: TraceId,
+    timestamp: f64,
+    content: &str,
+    schema: &str,
+) -> Result<Bytes, Error> {
+    let what = if event_type == CHECK_EVENT_TYPE {
+        "an action check"
+    } else {
+        "an event"
+    };
+    encode(
+        what,
+        &EventRequest {
+            event_type,
+            trace_id,
+            timestamp,
+            content,
+            schema,
+        },
+    )
+}
+
+/// The `event_type` of every `/check` request.
+pub(crate) const CHECK_EVENT_TYPE: &str = "action_check";
+
+fn encode(what: &'static str, value: &impl Serialize) -> Result<Bytes, Error> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Encode {
+            what,
+            message: e.to_string(),
+        })
+}
 
 /// `POST /register-agent-run`: these three fields and nothing else.
 #[derive(Debug, Serialize)]
-pub(crate) struct RegisterRequest<'a> {
+struct RegisterRequest<'a> {
     pub agent_id: AgentId,
     /// `YYYY-MM-DDTHH:mm:ss.sssZ`, see [`iso_millis`].
     pub timestamp: String,
@@ -28,7 +101,7 @@ pub(crate) struct RegisterResponse {
 /// `POST /event` and `POST /check` share this shape; `event_type` is `action_check` for a
 /// check.
 #[derive(Debug, Serialize)]
-pub(crate) struct EventRequest<'a> {
+struct EventRequest<'a> {
     pub event_type: &'a str,
     pub trace_id: TraceId,
     /// Unix seconds with fraction, a JSON number.

@@ -4,12 +4,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::client::Client;
+use std::sync::Arc;
+
+use crate::client::{Client, global_client};
 use crate::context::{RunContext, Slot, SyncScope, Traced};
-use crate::error::Error;
-use crate::global::global_client;
-use crate::ids::{AgentId, IntoAgentId, TraceId};
-use crate::trace::Trace;
+use crate::model::{AgentId, Error, IntoAgentId, Trace, TraceId};
 
 /// One call of an agent fn: its run (or the lack of one) and where to send its events.
 #[derive(Debug)]
@@ -63,14 +62,14 @@ impl AgentRun {
                 agent_id: Some(agent_id),
                 client: Some(client.clone()),
             }),
-            Err(Error::Disabled) => Ok(Self::untraced(Some(agent_id), carried)),
+            Err(Error::Disabled) => Ok(Self::untraced(Error::Disabled, Some(agent_id), carried)),
             Err(e) => Err(e),
         }
     }
 
-    fn untraced(agent_id: Option<AgentId>, client: Option<Client>) -> Self {
+    fn untraced(cause: Error, agent_id: Option<AgentId>, client: Option<Client>) -> Self {
         Self {
-            ctx: RunContext::new(Slot::Untraced, client),
+            ctx: RunContext::new(Slot::Untraced(Arc::new(cause)), client),
             agent_id,
             client: None,
         }
@@ -91,7 +90,7 @@ impl AgentRun {
                 %error,
                 "fabraix agent run not registered; the agent runs without a trace"
             );
-            Self::untraced(None, None)
+            Self::untraced(error, None, None)
         })
     }
 
@@ -178,7 +177,7 @@ impl<F: Future> Future for RunFuture<F> {
         if this.output.is_none() {
             let output = std::task::ready!(this.inner.poll(cx));
             match this.flush_target.take() {
-                Some((client, trace_id)) if client.has_queued_events() => {
+                Some((client, trace_id)) if client.in_queue() > 0 => {
                     *this.flushing = Some(Box::pin(async move {
                         report_flush(client.flush_trace(trace_id).await)
                     }));
@@ -211,7 +210,7 @@ pub struct RunGuard {
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if let Some((client, trace_id)) = self.flush_target.take()
-            && client.has_queued_events()
+            && client.in_queue() > 0
         {
             report_flush(client.flush_trace_blocking(trace_id));
         }

@@ -141,6 +141,17 @@ impl Error {
         }
     }
 
+    /// Whether the API could not take the request now but may soon: a rate limit, a
+    /// gateway's 502, 503 or 504, a connection failure, a timeout. A 500 is retryable too,
+    /// but says that the request itself failed, so it is retried a bounded number of times.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        match self {
+            Error::RateLimited { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Api { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
     /// The HTTP status, for errors the API answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -151,6 +162,6 @@ impl Error {
     }
 }
 
-pub(crate) fn is_retryable_status(status: u16) -> bool {
+fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }

@@ -1,22 +1,23 @@
-//! The functions that act on the current run: log an event, check an action, flush.
+//! The calls that act on the current run: log an event, check an action, flush.
 
 use std::time::Duration;
 
-use crate::action::{Action, Verdict};
-use crate::client::Client;
-use crate::context::{self, Slot};
-use crate::error::Error;
-use crate::event::Event;
-use crate::exporter::EventStats;
-use crate::global::global_client;
+use super::slot::{self, Slot};
+use crate::client::{Client, global_client};
+use crate::export::EventStats;
+use crate::model::{Action, Error, Event, Verdict};
 
-/// Calls `f` with the client of the current run: the one named by `client = …`, else the
-/// global client.
+/// Calls `f` with the client of the current run: the one it was registered through, else
+/// the global one (borrowed, not cloned: this is on `log_event`'s path).
 fn with_client<R>(f: impl FnOnce(&Client) -> Result<R, Error>) -> Result<R, Error> {
-    context::with_current_client(|client| match client {
-        Some(client) => f(client),
+    match slot::client() {
+        Some(client) => f(&client),
         None => f(global_client()?),
-    })
+    }
+}
+
+fn client() -> Result<Client, Error> {
+    with_client(|client| Ok(client.clone()))
 }
 
 /// Logs an event of the current run. Returns at once: the event is queued and sent in the
@@ -36,9 +37,9 @@ fn with_client<R>(f: impl FnOnce(&Client) -> Result<R, Error>) -> Result<R, Erro
 /// # Ok(()) }
 /// ```
 pub fn log_event(event: Event) -> Result<(), Error> {
-    match context::current_slot() {
+    match slot::current() {
         Slot::Outside => Err(Error::NoTrace),
-        Slot::Untraced => Ok(()),
+        Slot::Untraced(_) => Ok(()),
         Slot::Traced(trace) => with_client(|client| client.queue_event(trace.trace_id(), event)),
     }
 }
@@ -49,14 +50,13 @@ pub fn log_event(event: Event) -> Result<(), Error> {
 /// can be had, the result is an `Err`. A blocked action is `Ok` with `is_safe == false`;
 /// [`Verdict::require_safe`] turns that into [`Error::Blocked`].
 pub async fn check_action(action: &Action) -> Result<Verdict, Error> {
-    let trace = context::current_trace().ok_or(Error::NoTrace)?;
-    let client = with_client(|client| Ok(client.clone()))?;
-    client.check_action(trace.trace_id(), action).await
+    let trace = slot::trace().ok_or(Error::NoTrace)?;
+    client()?.check_action(trace.trace_id(), action).await
 }
 
 /// [`check_action`] for synchronous code: blocks this thread.
 pub fn check_action_blocking(action: &Action) -> Result<Verdict, Error> {
-    let trace = context::current_trace().ok_or(Error::NoTrace)?;
+    let trace = slot::trace().ok_or(Error::NoTrace)?;
     with_client(|client| client.check_action_blocking(trace.trace_id(), action))
 }
 
@@ -65,7 +65,7 @@ pub fn check_action_blocking(action: &Action) -> Result<Verdict, Error> {
 /// happened in time. Agent fns flush their own run's events when they return; call this
 /// before exiting a program that logs events outside them.
 pub async fn flush(timeout: Duration) -> bool {
-    match with_client(|client| Ok(client.clone())) {
+    match client() {
         Ok(client) => client.flush(timeout).await,
         Err(_) => true,
     }

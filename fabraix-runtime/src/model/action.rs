@@ -6,8 +6,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::Error;
-use crate::event::to_json;
+use super::error::Error;
+use super::event::to_json;
 
 /// An action the agent is about to take, described as a function call: its name, what it
 /// does, the JSON Schema of its parameters, and the arguments of this call.

@@ -1,5 +1,6 @@
 //! [`Event`]: what an agent did, as `POST /event` takes it.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::Error;
+use super::error::Error;
 
 /// The kinds of event the API takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,8 +111,8 @@ static TEXT_SCHEMA: Lazy<Arc<str>> = Lazy::new(|| {
     Arc::from(r#"{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}"#)
 });
 
-/// Schemas derived by `schemars`, by type name, so each type is described once.
-static TYPED_SCHEMAS: Lazy<RwLock<HashMap<String, Arc<str>>>> = Lazy::new(Default::default);
+/// Schemas derived by `schemars`, by type, so each type is described once.
+static TYPED_SCHEMAS: Lazy<RwLock<HashMap<TypeId, Arc<str>>>> = Lazy::new(Default::default);
 
 impl Event {
     /// A text event: content `{"text": "…"}` with its schema.
@@ -193,14 +194,15 @@ pub(crate) fn to_json(
     })
 }
 
-/// The JSON Schema of `T` as text, derived once per type. Keyed by the type's full name
-/// (generic arguments included), which, unlike a hand-written `schema_id`, cannot collide.
-pub(crate) fn schema_of<T: JsonSchema + ?Sized>() -> Result<Arc<str>, Error> {
-    let id = std::any::type_name::<T>();
+/// The JSON Schema of `T` as text, derived once per type. Keyed by the type's `TypeId`
+/// (through `typeid`, which also covers types that borrow): type names can collide, and a
+/// hand-written `schema_id` can too.
+fn schema_of<T: JsonSchema + ?Sized>() -> Result<Arc<str>, Error> {
+    let id = typeid::of::<T>();
     if let Some(schema) = TYPED_SCHEMAS
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .get(id)
+        .get(&id)
     {
         return Ok(schema.clone());
     }
@@ -208,11 +210,11 @@ pub(crate) fn schema_of<T: JsonSchema + ?Sized>() -> Result<Arc<str>, Error> {
     TYPED_SCHEMAS
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id.to_owned(), schema.clone());
+        .insert(id, schema.clone());
     Ok(schema)
 }
 
-/// What the API answered to one event sent with [`Client::log_event`](crate::Client::log_event).
+/// What the API answered to one event sent with [`Client::send_event`](crate::Client::send_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventReceipt {

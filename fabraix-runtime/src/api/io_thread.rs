@@ -17,7 +17,7 @@ use once_cell::sync::Lazy;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::error::Error;
+use crate::model::Error;
 
 static RUNTIME: Lazy<Result<Handle, String>> = Lazy::new(|| {
     let runtime = tokio::runtime::Builder::new_current_thread()
