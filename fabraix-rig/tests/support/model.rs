@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 pub enum Reply {
     /// Asks for these tool calls, `(tool name, arguments)`, in this order.
     ToolCalls(Vec<(String, Value)>),
+    /// Says this text, then asks for these tool calls.
+    TextAndToolCalls(String, Vec<(String, Value)>),
     /// Answers this text.
     Text(String),
     /// Answers a text that repeats every tool result the request carried:
@@ -202,7 +204,7 @@ fn json_response(code: StatusCode, body: String) -> Response<Scripted> {
 
 /// One answer, ready to send.
 enum Turn {
-    Calls(Vec<(String, String, String)>),
+    Calls(Option<String>, Vec<(String, String, String)>),
     Text(String),
     Broken {
         text: String,
@@ -215,16 +217,18 @@ const MODEL: &str = "stand-in";
 
 impl Turn {
     fn plan(shared: &Shared, request: &Value, reply: Reply) -> Self {
+        let number = |calls: Vec<(String, Value)>| {
+            calls
+                .into_iter()
+                .map(|(name, arguments)| {
+                    let n = shared.next_call.fetch_add(1, Ordering::Relaxed) + 1;
+                    (format!("call_{n}"), name, arguments.to_string())
+                })
+                .collect()
+        };
         match reply {
-            Reply::ToolCalls(calls) => Turn::Calls(
-                calls
-                    .into_iter()
-                    .map(|(name, arguments)| {
-                        let n = shared.next_call.fetch_add(1, Ordering::Relaxed) + 1;
-                        (format!("call_{n}"), name, arguments.to_string())
-                    })
-                    .collect(),
-            ),
+            Reply::ToolCalls(calls) => Turn::Calls(None, number(calls)),
+            Reply::TextAndToolCalls(text, calls) => Turn::Calls(Some(text), number(calls)),
             Reply::Text(text) => Turn::Text(text),
             Reply::EchoToolResults => Turn::Text(echo(request)),
             Reply::BrokenStream {
@@ -246,10 +250,10 @@ impl Turn {
     /// The unary `chat.completion` document.
     fn document(&self) -> Value {
         let (message, finish_reason) = match self {
-            Turn::Calls(calls) => (
+            Turn::Calls(text, calls) => (
                 json!({
                     "role": "assistant",
-                    "content": null,
+                    "content": text,
                     "tool_calls": calls.iter().map(|(id, name, arguments)| json!({
                         "id": id,
                         "type": "function",
@@ -279,8 +283,11 @@ impl Turn {
         let mut finish_reason = "stop";
         match self {
             Turn::Text(text) => deltas.extend(fragments(text).map(|piece| json!({ "content": piece }))),
-            Turn::Calls(calls) => {
+            Turn::Calls(text, calls) => {
                 finish_reason = "tool_calls";
+                if let Some(text) = text {
+                    deltas.extend(fragments(text).map(|piece| json!({ "content": piece })));
+                }
                 for (index, (id, name, arguments)) in calls.iter().enumerate() {
                     deltas.push(json!({ "tool_calls": [{
                         "index": index, "id": id, "type": "function",
@@ -371,11 +378,13 @@ fn echo(request: &Value) -> String {
     }
 }
 
-/// A response body sent from a list of pieces; one that is `broken` ends in an error,
-/// so the connection is dropped mid-body.
+/// A response body sent from a list of pieces, one write each (the body yields between
+/// pieces, so each is flushed on its own); one that is `broken` ends in an error after its
+/// pieces went out, so the connection is dropped mid-body.
 pub struct Scripted {
     pieces: VecDeque<Bytes>,
     broken: bool,
+    yielded: bool,
 }
 
 impl Scripted {
@@ -383,6 +392,7 @@ impl Scripted {
         Self {
             pieces: VecDeque::from([Bytes::from(text)]),
             broken: false,
+            yielded: false,
         }
     }
 
@@ -394,7 +404,11 @@ impl Scripted {
         if !broken {
             pieces.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
         }
-        Self { pieces, broken }
+        Self {
+            pieces,
+            broken,
+            yielded: false,
+        }
     }
 }
 
@@ -404,8 +418,15 @@ impl Body for Scripted {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        // Pending once between pieces: the server flushes what it holds before the next.
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
         match self.pieces.pop_front() {
             Some(piece) => Poll::Ready(Some(Ok(Frame::data(piece)))),
             None if self.broken => {
