@@ -201,7 +201,11 @@ impl FabraixHook {
             .link_or_register(&self.settings, ctx, request.system_instructions())
             .await;
         state.remember_tools(&request.tools);
-        log_broken_stream(&state, link, "the stream ended before the answer was complete");
+        log_broken_stream(
+            &state,
+            link,
+            "the stream ended before the answer was complete",
+        );
         log_json(
             link,
             EventType::ModelInput,
@@ -211,7 +215,12 @@ impl FabraixHook {
     }
 
     /// Checks a tool call before it runs.
-    async fn tool_call(&self, ctx: &HookContext, name: &str, raw_arguments: &str) -> DispatchAction {
+    async fn tool_call(
+        &self,
+        ctx: &HookContext,
+        name: &str,
+        raw_arguments: &str,
+    ) -> DispatchAction {
         let state = RunState::of(ctx);
         let link = state.link_or_register(&self.settings, ctx, None).await;
         let definition = state.tool(name);
@@ -351,7 +360,12 @@ fn log_broken_stream(state: &RunState, link: &Link, error: &str) {
     );
 }
 
-fn log_json(link: &Link, kind: EventType, content: &impl serde::Serialize, schema: &serde_json::Value) {
+fn log_json(
+    link: &Link,
+    kind: EventType,
+    content: &impl serde::Serialize,
+    schema: &serde_json::Value,
+) {
     match Event::json(kind, content, schema.clone()) {
         Ok(event) => link.log(event),
         Err(error) => {

@@ -163,7 +163,11 @@ impl ModelInput {
             turn,
             stream,
             model: request.model.clone(),
-            messages: request.chat_history.iter().map(MessageRecord::new).collect(),
+            messages: request
+                .chat_history
+                .iter()
+                .map(MessageRecord::new)
+                .collect(),
             tools: request
                 .tools
                 .iter()

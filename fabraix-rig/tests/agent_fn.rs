@@ -35,7 +35,10 @@ fn assert_one_run(server: &MockServer, trace: fabraix::Trace) {
     assert_eq!(registrations.len(), 1);
     assert_eq!(
         registrations[0].body["agent_id"],
-        AgentId::from_name("notes-owner").unwrap().to_string().as_str()
+        AgentId::from_name("notes-owner")
+            .unwrap()
+            .to_string()
+            .as_str()
     );
     assert_eq!(
         registrations[0].body["system_prompt"],
@@ -44,7 +47,11 @@ fn assert_one_run(server: &MockServer, trace: fabraix::Trace) {
     let trace_id = trace.trace_id().to_string();
     let checks = server.requests_to(Endpoint::Check);
     assert_eq!(checks.len(), 2);
-    assert!(checks.iter().all(|c| c.body["trace_id"] == trace_id.as_str()));
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.body["trace_id"] == trace_id.as_str())
+    );
     let events = events(server);
     assert_eq!(events.len(), 6, "{events:?}");
     assert!(events.iter().all(|(_, t, _)| *t == trace_id));

@@ -46,7 +46,11 @@ async fn fabraix_unreachable_no_tool_runs() {
     assert!(notebook.ran().is_empty(), "{:?}", notebook.ran());
     assert!(notebook.contains("groceries"));
     assert_told_unchecked(&model);
-    assert!(answer.output().contains("no Fabraix run could be registered"));
+    assert!(
+        answer
+            .output()
+            .contains("no Fabraix run could be registered")
+    );
 }
 
 #[tokio::test]
@@ -75,7 +79,10 @@ async fn checks_without_a_verdict_run_no_tool() {
         let events = events(&server);
         let tools = of_type(&events, "tool");
         assert_eq!(tools.len(), 2, "{fault:?}");
-        assert!(tools.iter().all(|(_, _, c)| c["status"] == "skipped"), "{fault:?}");
+        assert!(
+            tools.iter().all(|(_, _, c)| c["status"] == "skipped"),
+            "{fault:?}"
+        );
     }
 }
 

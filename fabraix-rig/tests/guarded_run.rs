@@ -34,7 +34,11 @@ async fn a_blocked_call_never_runs_and_the_model_reads_why() {
     assert_eq!(delete.0, "call_2");
     assert!(delete.1.contains(BLOCK_REASON), "{delete:?}");
     assert!(delete.1.contains("`delete_note` was not run"), "{delete:?}");
-    assert!(answer.output().contains(BLOCK_REASON), "{}", answer.output());
+    assert!(
+        answer.output().contains(BLOCK_REASON),
+        "{}",
+        answer.output()
+    );
 
     // Fabraix: one run, registered with the agent's name and preamble.
     let registrations = server.requests_to(Endpoint::RegisterAgentRun);
@@ -71,7 +75,14 @@ async fn a_blocked_call_never_runs_and_the_model_reads_why() {
     let kinds: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
-        ["model_input", "model_output", "tool", "tool", "model_input", "model_output"]
+        [
+            "model_input",
+            "model_output",
+            "tool",
+            "tool",
+            "model_input",
+            "model_output"
+        ]
     );
 
     let first_input = &events[0].2;
@@ -112,7 +123,12 @@ async fn a_blocked_call_never_runs_and_the_model_reads_why() {
     let delete_event = &events[3].2;
     assert_eq!(delete_event["name"], "delete_note");
     assert_eq!(delete_event["status"], "skipped");
-    assert!(delete_event["output"].as_str().unwrap().contains(BLOCK_REASON));
+    assert!(
+        delete_event["output"]
+            .as_str()
+            .unwrap()
+            .contains(BLOCK_REASON)
+    );
 
     let second_input = &events[4].2;
     assert_eq!(second_input["turn"], 2);
@@ -123,7 +139,12 @@ async fn a_blocked_call_never_runs_and_the_model_reads_why() {
         .flat_map(|m| m["content"].as_array().unwrap())
         .find(|part| part["type"] == "tool_result" && part["name"] == "delete_note")
         .unwrap();
-    assert!(tool_message["output"].as_str().unwrap().contains(BLOCK_REASON));
+    assert!(
+        tool_message["output"]
+            .as_str()
+            .unwrap()
+            .contains(BLOCK_REASON)
+    );
 
     let final_output = &events[5].2;
     assert_eq!(final_output["content"][0]["type"], "text");
@@ -179,7 +200,10 @@ async fn agent_id_and_system_prompt_can_be_set() {
     assert_eq!(registrations.len(), 1);
     assert_eq!(
         registrations[0].body["agent_id"],
-        AgentId::from_name("notes-prod-v2").unwrap().to_string().as_str()
+        AgentId::from_name("notes-prod-v2")
+            .unwrap()
+            .to_string()
+            .as_str()
     );
     assert_eq!(
         registrations[0].body["system_prompt"],

@@ -100,7 +100,11 @@ async fn a_stream_that_breaks_off_is_logged_with_what_arrived() {
     assert!(notebook.ran().is_empty());
     let events = events(&server);
     let kinds: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
-    assert_eq!(kinds, ["model_input", "model_output", "error"], "{events:?}");
+    assert_eq!(
+        kinds,
+        ["model_input", "model_output", "error"],
+        "{events:?}"
+    );
     let output = &events[1].2;
     assert_eq!(output["complete"], false);
     assert_eq!(output["stream"], true);

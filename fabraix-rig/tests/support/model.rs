@@ -119,7 +119,10 @@ impl StandInModel {
                     .filter(|message| message["role"] == "tool")
                     .map(|message| {
                         (
-                            message["tool_call_id"].as_str().unwrap_or_default().to_owned(),
+                            message["tool_call_id"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
                             text_of(&message["content"]),
                         )
                     })
@@ -136,7 +139,10 @@ impl Drop for StandInModel {
 }
 
 fn messages(request: &Value) -> &[Value] {
-    request["messages"].as_array().map(Vec::as_slice).unwrap_or_default()
+    request["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// A message content: a string, or an array of `{ "type": "text", "text": … }` parts.
@@ -156,7 +162,8 @@ async fn answer(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Scripted>, Infallible> {
-    if request.method() != hyper::Method::POST || !request.uri().path().ends_with("/chat/completions")
+    if request.method() != hyper::Method::POST
+        || !request.uri().path().ends_with("/chat/completions")
     {
         return Ok(status(StatusCode::NOT_FOUND, "no such endpoint"));
     }
@@ -282,7 +289,9 @@ impl Turn {
         let mut deltas = vec![json!({ "role": "assistant" })];
         let mut finish_reason = "stop";
         match self {
-            Turn::Text(text) => deltas.extend(fragments(text).map(|piece| json!({ "content": piece }))),
+            Turn::Text(text) => {
+                deltas.extend(fragments(text).map(|piece| json!({ "content": piece })))
+            }
             Turn::Calls(text, calls) => {
                 finish_reason = "tool_calls";
                 if let Some(text) = text {
@@ -339,7 +348,10 @@ fn chunk(delta: Value) -> Value {
 /// `text` in pieces of a few characters.
 fn fragments(text: &str) -> impl Iterator<Item = String> + '_ {
     let chars: Vec<char> = text.chars().collect();
-    let pieces: Vec<String> = chars.chunks(6).map(|piece| piece.iter().collect()).collect();
+    let pieces: Vec<String> = chars
+        .chunks(6)
+        .map(|piece| piece.iter().collect())
+        .collect();
     pieces.into_iter()
 }
 

@@ -19,7 +19,11 @@ pub struct Notebook {
 impl Notebook {
     pub fn with(notes: &[(&str, &str)]) -> Self {
         let book = Self::default();
-        lock(&book.notes).extend(notes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        lock(&book.notes).extend(
+            notes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         book
     }
 
