@@ -240,3 +240,38 @@ async fn each_rig_run_outside_an_agent_fn_is_a_run_of_its_own() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_run_concurrently_are_each_checked() {
+    let server = MockServer::start().await.unwrap();
+    server.block_action("delete_note", BLOCK_REASON);
+    let calls: Vec<(String, serde_json::Value)> = ["a", "b", "c"]
+        .into_iter()
+        .flat_map(|name| {
+            [
+                Reply::tool_call("read_note", json!({ "name": name })),
+                Reply::tool_call("delete_note", json!({ "name": name })),
+            ]
+        })
+        .collect();
+    let model = StandInModel::start([Reply::ToolCalls(calls), Reply::EchoToolResults])
+        .await
+        .unwrap();
+    let notebook = Notebook::with(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    let agent = agent(&model, &notebook, FabraixHook::new(server.client()));
+
+    agent.prompt(PROMPT).tool_concurrency(4).await.unwrap();
+
+    let mut ran = notebook.ran();
+    ran.sort();
+    assert_eq!(ran, ["read_note a", "read_note b", "read_note c"]);
+    assert_eq!(server.requests_to(Endpoint::RegisterAgentRun).len(), 1);
+    assert_eq!(server.requests_to(Endpoint::Check).len(), 6);
+    let results = model.tool_results(1);
+    assert_eq!(results.len(), 6);
+    let refused = results
+        .iter()
+        .filter(|(_, text)| text.contains(BLOCK_REASON))
+        .count();
+    assert_eq!(refused, 3, "{results:?}");
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fabraix::testing::{Endpoint, MockServer, RecordedRequest};
 use fabraix_rig::FabraixHook;
+use rig_agent::agent::WithBuilderTools;
 use rig_agent::{Agent, AgentBuilder};
 use rig_core::providers::openai::{OpenAIConfig, Route};
 use serde_json::Value;
@@ -27,6 +28,11 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// A rig agent named `notes-tidier` on the stand-in model, with the notes tools and
 /// `hook`.
 pub fn agent(model: &StandInModel, notebook: &Notebook, hook: FabraixHook) -> Agent {
+    builder(model, notebook).add_hook(hook).build()
+}
+
+/// The same agent, before any hook.
+pub fn builder(model: &StandInModel, notebook: &Notebook) -> AgentBuilder<WithBuilderTools> {
     let model = OpenAIConfig::new("stand-in-key")
         .with_base_url(model.url())
         .with_route(Route::Chat)
@@ -38,8 +44,6 @@ pub fn agent(model: &StandInModel, notebook: &Notebook, hook: FabraixHook) -> Ag
         .default_max_turns(4)
         .tool(notebook.read_note())
         .tool(notebook.delete_note())
-        .add_hook(hook)
-        .build()
 }
 
 /// The script of the tests' model: ask for both tools on `groceries`, then echo what
