@@ -201,11 +201,9 @@ impl FabraixHook {
             .link_or_register(&self.settings, ctx, request.system_instructions())
             .await;
         state.remember_tools(&request.tools);
-        log_broken_stream(
-            &state,
-            link,
-            "the stream ended before the answer was complete",
-        );
+        // An answer still in the buffer never arrived whole (its stream broke off and rig
+        // went on, or rig set the answer aside): it is logged as far as it got.
+        log_broken_stream(&state, link, "the streamed answer never arrived whole");
         log_json(
             link,
             EventType::ModelInput,
