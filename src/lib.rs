@@ -70,9 +70,18 @@
 //!
 //! [`current_trace`] reads the innermost run anywhere below the agent fn, in async or sync
 //! code. A bare `tokio::spawn` does not inherit it (the attribute warns when it sees one in
-//! the body); carry it with [`spawn`], [`spawn_blocking`],
-//! [`TraceFutureExt::in_current_trace`], [`current_run`] (the whole run, client included,
-//! for a thread or another runtime), or [`scope`] / [`sync_scope`] with a bare [`Trace`]:
+//! the body). One way for each place work can go:
+//!
+//! | where the work goes | what to use |
+//! |---|---|
+//! | a new tokio task | [`spawn`] |
+//! | tokio's blocking pool | [`spawn_blocking`] |
+//! | any other spawner or executor (`JoinSet`, `FuturesUnordered`, …) | [`TraceFutureExt::in_current_trace`] |
+//! | a thread, another runtime, a work queue: the whole run, also one without a trace | [`current_run`], then [`RunContext::scope`] / [`RunContext::sync_scope`] there |
+//! | a [`Trace`] you hold (read from another process, registered by hand) | [`scope`] / [`sync_scope`] |
+//!
+//! A trace remembers the client that registered it, so its events and checks keep going
+//! through that client wherever it is carried.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
