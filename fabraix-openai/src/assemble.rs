@@ -162,7 +162,9 @@ mod tests {
         object.entry("id").or_insert(json!("chatcmpl-1"));
         object.entry("created").or_insert(json!(1_700_000_000));
         object.entry("model").or_insert(json!("stand-in"));
-        object.entry("object").or_insert(json!("chat.completion.chunk"));
+        object
+            .entry("object")
+            .or_insert(json!("chat.completion.chunk"));
         serde_json::from_value(value).unwrap()
     }
 
@@ -210,8 +212,16 @@ mod tests {
         assert_eq!(
             tool_calls(&completion),
             vec![
-                ("call_a".into(), "read_note".into(), r#"{"name":"y"}"#.into()),
-                ("call_b".into(), "delete_note".into(), r#"{"name":"x"}"#.into()),
+                (
+                    "call_a".into(),
+                    "read_note".into(),
+                    r#"{"name":"y"}"#.into()
+                ),
+                (
+                    "call_b".into(),
+                    "delete_note".into(),
+                    r#"{"name":"x"}"#.into()
+                ),
             ]
         );
         assert_eq!(
@@ -230,7 +240,11 @@ mod tests {
         }
         assert_eq!(
             tool_calls(&assembler.completion()),
-            vec![("call_a".into(), "read_note".into(), r#"{"name":"x"}"#.into())]
+            vec![(
+                "call_a".into(),
+                "read_note".into(),
+                r#"{"name":"x"}"#.into()
+            )]
         );
     }
 
@@ -244,7 +258,10 @@ mod tests {
         assert_eq!(completion.choices.len(), 2);
         assert_eq!(completion.choices[0].message.refusal.as_deref(), Some("no"));
         assert_eq!(completion.choices[0].message.content, None);
-        assert_eq!(completion.choices[1].message.content.as_deref(), Some("second"));
+        assert_eq!(
+            completion.choices[1].message.content.as_deref(),
+            Some("second")
+        );
         assert!(completion.choices[1].message.tool_calls.is_none());
         assert_eq!(completion.choices[1].finish_reason, None);
         assert!(completion.usage.is_none());

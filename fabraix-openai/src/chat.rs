@@ -154,7 +154,10 @@ impl<C: Config> RequestOptionsBuilder for Chat<'_, C> {
 impl<C: Config> fmt::Debug for Chat<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Chat")
-            .field("trace_id", &self.trace.as_ref().map(|(_, trace_id)| trace_id))
+            .field(
+                "trace_id",
+                &self.trace.as_ref().map(|(_, trace_id)| trace_id),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -33,7 +33,11 @@ struct ModelOutput<'a> {
 
 /// The request, as sent.
 pub(crate) fn model_input(request: &CreateChatCompletionRequest) -> Option<Event> {
-    encoded(Event::json(EventType::ModelInput, request, request_schema()))
+    encoded(Event::json(
+        EventType::ModelInput,
+        request,
+        request_schema(),
+    ))
 }
 
 /// The answer, and how it came.
@@ -48,7 +52,11 @@ pub(crate) fn model_output(
         cut_short: delivery == Delivery::CutShort,
         stream_errors,
     };
-    encoded(Event::json(EventType::ModelOutput, &output, answer_schema()))
+    encoded(Event::json(
+        EventType::ModelOutput,
+        &output,
+        answer_schema(),
+    ))
 }
 
 /// A model call that returned no answer.

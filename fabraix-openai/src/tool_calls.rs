@@ -1,8 +1,8 @@
 //! Checking an answer's tool calls with Fabraix before the loop runs them.
 
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, ChatCompletionRequestMessage,
-    ChatCompletionRequestToolMessage, ChatCompletionRequestToolMessageContent, ChatCompletionTools,
+    ChatCompletionMessageToolCalls, ChatCompletionRequestMessage, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionTools,
 };
 use fabraix::{Action, Client, TraceId, Verdict};
 use serde_json::{Map, Value, json};
