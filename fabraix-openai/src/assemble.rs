@@ -74,10 +74,8 @@ impl Assembler {
                 }
                 if let Some(function) = &call.function {
                     // A name is sent whole too; a server that repeats it must not double it.
-                    if let Some(name) = function.name.as_deref() {
-                        if slot.name != name {
-                            slot.name.push_str(name);
-                        }
+                    if let Some(name) = function.name.as_deref().filter(|name| slot.name != *name) {
+                        slot.name.push_str(name);
                     }
                     if let Some(arguments) = function.arguments.as_deref() {
                         slot.arguments.push_str(arguments);

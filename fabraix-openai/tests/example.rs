@@ -3,18 +3,61 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fabraix::testing::{Endpoint, MockServer};
 use serde_json::{Value, json};
 use support::stand_in_model::{DELETE_CALL_ID, FIRST_TEXT, NOTE, StandInModel};
 use support::{DELETE_REFUSAL, both_tool_calls, logged_tool_calls, wait_for_events};
 
-/// The example's executable, built by cargo with this test's profile and features (a
-/// no-op when it is up to date).
+/// The example's executable. `cargo test` builds the examples next to the tests, with the
+/// same features; when that one is missing or older than a source file of the workspace
+/// (`cargo test --test example` does not build examples), cargo builds it.
 fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let sibling = profile_dir
+        .join("examples")
+        .join(format!("openai_agent{}", std::env::consts::EXE_SUFFIX));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    match std::fs::metadata(&sibling).and_then(|m| m.modified()) {
+        Ok(built) if newest_source(workspace) <= built => sibling,
+        _ => build_example(),
+    }
+}
+
+/// When a source file (`.rs`, `Cargo.toml`, `Cargo.lock`) under `dir` last changed.
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" {
+            continue;
+        }
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let changed = if kind.is_dir() {
+            newest_source(&path)
+        } else if name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock" {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(newest)
+        } else {
+            continue;
+        };
+        newest = newest.max(changed);
+    }
+    newest
+}
+
+/// Builds the example with this test's profile and features; returns its executable.
+fn build_example() -> PathBuf {
     let mut cargo = std::process::Command::new(env!("CARGO"));
     cargo.args([
         "build",
@@ -28,6 +71,7 @@ fn example_binary() -> PathBuf {
         "--no-default-features",
     ]);
     let features: Vec<&str> = [
+        ("default", cfg!(feature = "default")),
         ("rustls", cfg!(feature = "rustls")),
         ("native-tls", cfg!(feature = "native-tls")),
     ]
@@ -100,7 +144,10 @@ async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
     let outputs = wait_for_events(&server, "model_output", 2).await;
     assert_eq!(outputs.len(), 2);
     let first = &outputs[0].content;
-    assert_eq!(first["choices"][0]["message"]["content"], FIRST_TEXT.concat());
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        FIRST_TEXT.concat()
+    );
     assert_eq!(logged_tool_calls(first), both_tool_calls());
     assert_eq!(first["streamed"], streamed);
     assert_eq!(first["cut_short"], false);
@@ -116,9 +163,11 @@ async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
         .iter()
         .map(|check| {
             assert_eq!(check.body["trace_id"], trace_id);
-            let content: Value = serde_json::from_str(check.body["content"].as_str().unwrap()).unwrap();
+            let content: Value =
+                serde_json::from_str(check.body["content"].as_str().unwrap()).unwrap();
             assert_eq!(content, json!({ "name": NOTE }));
-            let schema: Value = serde_json::from_str(check.body["schema"].as_str().unwrap()).unwrap();
+            let schema: Value =
+                serde_json::from_str(check.body["schema"].as_str().unwrap()).unwrap();
             schema["name"].as_str().unwrap().to_owned()
         })
         .collect();
@@ -128,7 +177,10 @@ async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
     // `delete_note` never ran; `read_note` did.
     let ran = std::fs::read_to_string(&audit).unwrap();
     let _ = std::fs::remove_file(&audit);
-    assert_eq!(ran.lines().collect::<Vec<_>>(), [format!("read_note {NOTE}")]);
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        [format!("read_note {NOTE}")]
+    );
 
     // The model was told why, in the tool message answering the `delete_note` call.
     let requests = model.requests();

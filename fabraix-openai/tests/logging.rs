@@ -3,9 +3,7 @@
 
 mod support;
 
-use async_openai::types::chat::{
-    CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
-};
+use async_openai::types::chat::{CreateChatCompletionResponse, CreateChatCompletionStreamResponse};
 use fabraix::testing::MockServer;
 use fabraix::{Client, Trace};
 use fabraix_openai::{Chat, ChatExt};
@@ -35,10 +33,15 @@ fn sent_chunks(model: &StandInModel, nth: usize) -> Vec<CreateChatCompletionStre
 async fn a_plain_completion_logs_its_request_and_its_answer_in_the_run() {
     let (server, model, client) = stand_ins().await;
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(client: &Client, base_url: &str) -> (Trace, CreateChatCompletionResponse) {
         let openai = openai(base_url);
-        let response = openai.chat().fabraix().create(request(ask(), false)).await.unwrap();
+        let response = openai
+            .chat()
+            .fabraix()
+            .create(request(ask(), false))
+            .await
+            .unwrap();
         (fabraix::current_trace().unwrap(), response)
     }
     let (trace, response) = agent(&client, model.base_url()).await;
@@ -47,7 +50,11 @@ async fn a_plain_completion_logs_its_request_and_its_answer_in_the_run() {
     let logged = events(&server);
     let kinds: Vec<&str> = logged.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds, ["model_input", "model_output"]);
-    assert!(logged.iter().all(|e| e.trace_id == trace.trace_id().to_string()));
+    assert!(
+        logged
+            .iter()
+            .all(|e| e.trace_id == trace.trace_id().to_string())
+    );
 
     let input = &logged[0].content;
     assert_eq!(input["model"], "stand-in-1");
@@ -57,7 +64,10 @@ async fn a_plain_completion_logs_its_request_and_its_answer_in_the_run() {
 
     let output = &logged[1].content;
     assert_eq!(output["id"], response.id);
-    assert_eq!(output["choices"][0]["message"]["content"], FIRST_TEXT.concat());
+    assert_eq!(
+        output["choices"][0]["message"]["content"],
+        FIRST_TEXT.concat()
+    );
     assert_eq!(logged_tool_calls(output), both_tool_calls());
     assert_eq!(output["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(output["usage"]["total_tokens"], USAGE.0 + USAGE.1);
@@ -69,11 +79,15 @@ async fn a_plain_completion_logs_its_request_and_its_answer_in_the_run() {
 async fn a_streamed_answer_reaches_the_caller_unchanged_and_is_logged_whole_once() {
     let (server, model, client) = stand_ins().await;
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(
         client: &Client,
         base_url: &str,
-    ) -> (Trace, Vec<CreateChatCompletionStreamResponse>, CreateChatCompletionResponse) {
+    ) -> (
+        Trace,
+        Vec<CreateChatCompletionStreamResponse>,
+        CreateChatCompletionResponse,
+    ) {
         let openai = openai(base_url);
         let chat = Chat::new(&openai);
         let mut stream = chat.create_stream(request(ask(), true)).await.unwrap();
@@ -82,7 +96,11 @@ async fn a_streamed_answer_reaches_the_caller_unchanged_and_is_logged_whole_once
             received.push(chunk.unwrap());
         }
         assert!(stream.is_finished());
-        (fabraix::current_trace().unwrap(), received, stream.completion())
+        (
+            fabraix::current_trace().unwrap(),
+            received,
+            stream.completion(),
+        )
     }
     let (trace, received, completion) = agent(&client, model.base_url()).await;
 
@@ -100,7 +118,10 @@ async fn a_streamed_answer_reaches_the_caller_unchanged_and_is_logged_whole_once
     assert_eq!(outputs[0].trace_id, trace.trace_id().to_string());
 
     let output = &outputs[0].content;
-    assert_eq!(output["choices"][0]["message"]["content"], FIRST_TEXT.concat());
+    assert_eq!(
+        output["choices"][0]["message"]["content"],
+        FIRST_TEXT.concat()
+    );
     assert_eq!(output["choices"][0]["message"]["role"], "assistant");
     assert_eq!(logged_tool_calls(output), both_tool_calls());
     assert_eq!(output["choices"][0]["finish_reason"], "tool_calls");
@@ -122,10 +143,15 @@ async fn a_stream_dropped_half_way_logs_what_arrived_marked_cut_short() {
     // The model sends five chunks, then keeps the connection open and says nothing more.
     model.hang_after(5);
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(client: &Client, base_url: &str) -> Vec<CreateChatCompletionStreamResponse> {
         let openai = openai(base_url);
-        let mut stream = openai.chat().fabraix().create_stream(request(ask(), true)).await.unwrap();
+        let mut stream = openai
+            .chat()
+            .fabraix()
+            .create_stream(request(ask(), true))
+            .await
+            .unwrap();
         let mut received = Vec::new();
         for _ in 0..5 {
             received.push(stream.next().await.unwrap().unwrap());
@@ -143,12 +169,23 @@ async fn a_stream_dropped_half_way_logs_what_arrived_marked_cut_short() {
     assert_eq!(output["cut_short"], true);
     assert_eq!(output["streamed"], true);
     // Both text pieces had arrived; of the tool calls, only their first fragments.
-    assert_eq!(output["choices"][0]["message"]["content"], FIRST_TEXT.concat());
+    assert_eq!(
+        output["choices"][0]["message"]["content"],
+        FIRST_TEXT.concat()
+    );
     assert_eq!(
         logged_tool_calls(output),
         vec![
-            (READ_CALL_ID.into(), "read_note".into(), r#"{"name":"#.into()),
-            (DELETE_CALL_ID.into(), "delete_note".into(), r#"{"na"#.into()),
+            (
+                READ_CALL_ID.into(),
+                "read_note".into(),
+                r#"{"name":"#.into()
+            ),
+            (
+                DELETE_CALL_ID.into(),
+                "delete_note".into(),
+                r#"{"na"#.into()
+            ),
         ]
     );
     assert!(output["choices"][0].get("finish_reason").is_none());
@@ -161,7 +198,7 @@ async fn streams_read_or_dropped_outside_the_run_stay_in_it() {
 
     // The bare spawns are the point: the attribute's warning about them is expected.
     #[allow(deprecated)]
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(client: &Client, model: &StandInModel) -> Trace {
         let openai = openai(model.base_url());
         let chat = openai.chat().fabraix();
@@ -191,8 +228,15 @@ async fn streams_read_or_dropped_outside_the_run_stay_in_it() {
 
     let outputs = wait_for_events(&server, "model_output", 2).await;
     assert_eq!(server.issued_traces(), [trace.trace_id()]);
-    assert!(outputs.iter().all(|e| e.trace_id == trace.trace_id().to_string()));
-    let cut_short: Vec<bool> = outputs.iter().map(|e| e.content["cut_short"] == true).collect();
+    assert!(
+        outputs
+            .iter()
+            .all(|e| e.trace_id == trace.trace_id().to_string())
+    );
+    let cut_short: Vec<bool> = outputs
+        .iter()
+        .map(|e| e.content["cut_short"] == true)
+        .collect();
     assert_eq!(cut_short, [false, true]);
     assert_eq!(logged_tool_calls(&outputs[0].content), both_tool_calls());
     assert_eq!(
@@ -216,8 +260,15 @@ async fn outside_agent_fns_the_trace_given_is_used() {
     assert!(client.flush(PATIENCE).await);
     let logged = events(&server);
     let kinds: Vec<&str> = logged.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds, ["model_input", "model_output", "model_input", "model_output"]);
-    assert!(logged.iter().all(|e| e.trace_id == trace.trace_id().to_string()));
+    assert_eq!(
+        kinds,
+        ["model_input", "model_output", "model_input", "model_output"]
+    );
+    assert!(
+        logged
+            .iter()
+            .all(|e| e.trace_id == trace.trace_id().to_string())
+    );
     assert_eq!(logged_tool_calls(&logged[3].content), both_tool_calls());
 }
 
@@ -228,12 +279,18 @@ async fn outside_any_run_calls_go_through_unlogged() {
     let chat = openai.chat().fabraix();
 
     let response = chat.create(request(ask(), false)).await.unwrap();
-    assert_eq!(response.choices[0].message.content.as_deref(), Some(FIRST_TEXT.concat().as_str()));
+    assert_eq!(
+        response.choices[0].message.content.as_deref(),
+        Some(FIRST_TEXT.concat().as_str())
+    );
     let mut stream = chat.create_stream(request(ask(), true)).await.unwrap();
     while let Some(chunk) = stream.next().await {
         chunk.unwrap();
     }
-    assert_eq!(logged_tool_calls(&serde_json::to_value(stream.completion()).unwrap()), both_tool_calls());
+    assert_eq!(
+        logged_tool_calls(&serde_json::to_value(stream.completion()).unwrap()),
+        both_tool_calls()
+    );
     drop(stream);
 
     assert_eq!(model.requests().len(), 2);
@@ -250,7 +307,7 @@ async fn a_failed_model_call_logs_the_request_and_the_error() {
         listener.local_addr().unwrap()
     };
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(client: &Client, base_url: &str) {
         let openai = openai(base_url);
         let chat = openai.chat().fabraix();
@@ -266,6 +323,9 @@ async fn a_failed_model_call_logs_the_request_and_the_error() {
     for error in logged.iter().filter(|e| e.event_type == "error") {
         let text = error.content["text"].as_str().unwrap();
         assert!(text.starts_with("the model call failed: "), "{text}");
-        assert!(!text.contains("sk-stand-in"), "the model API key stays out of events");
+        assert!(
+            !text.contains("sk-stand-in"),
+            "the model API key stays out of events"
+        );
     }
 }

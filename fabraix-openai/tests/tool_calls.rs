@@ -118,7 +118,7 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
     let client = server.client();
     let tools_run = Tools::default();
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(
         client: &Client,
         base_url: &str,
@@ -139,7 +139,10 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
     assert!(checked.allowed[0].verdict.is_safe);
     assert_eq!(checked.refused.len(), 1);
     let refused = &checked.refused[0];
-    assert_eq!((refused.id.as_str(), refused.name.as_str()), (DELETE_CALL_ID, "delete_note"));
+    assert_eq!(
+        (refused.id.as_str(), refused.name.as_str()),
+        (DELETE_CALL_ID, "delete_note")
+    );
     assert!(
         matches!(&refused.refusal, Refusal::Blocked { reasoning, .. } if reasoning == DELETE_REFUSAL)
     );
@@ -157,7 +160,12 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
         let content: Value = serde_json::from_str(check.body["content"].as_str().unwrap()).unwrap();
         assert_eq!(schema["type"], "function");
         assert_eq!(schema["parameters"], note_parameters());
-        assert!(schema["description"].as_str().unwrap().contains("the user's notes"));
+        assert!(
+            schema["description"]
+                .as_str()
+                .unwrap()
+                .contains("the user's notes")
+        );
         assert_eq!(content, json!({ "name": NOTE }));
         checked_names.push(schema["name"].as_str().unwrap().to_owned());
     }
@@ -193,7 +201,7 @@ async fn when_fabraix_is_unreachable_no_tool_runs() {
         .unwrap();
     let tools_run = Tools::default();
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(
         client: &Client,
         server: &MockServer,
@@ -285,7 +293,7 @@ async fn bad_arguments_and_undeclared_tools_are_refused_without_a_check() {
         function_call("no-arguments", "list_notes", ""),
     ];
 
-    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = &client)]
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(
         client: &Client,
         declared: &[ChatCompletionTools],
@@ -301,7 +309,10 @@ async fn bad_arguments_and_undeclared_tools_are_refused_without_a_check() {
         .map(|r| (r.id.as_str(), &r.refusal))
         .collect();
     assert!(matches!(refusals[0], ("cut", Refusal::InvalidArguments(_))));
-    assert!(matches!(refusals[1], ("array", Refusal::InvalidArguments(_))));
+    assert!(matches!(
+        refusals[1],
+        ("array", Refusal::InvalidArguments(_))
+    ));
     assert!(matches!(refusals[2], ("invented", Refusal::UnknownTool)));
     assert!(matches!(refusals[3], ("wrong-kind", Refusal::UnknownTool)));
     assert_eq!(refusals.len(), 4);
@@ -312,10 +323,17 @@ async fn bad_arguments_and_undeclared_tools_are_refused_without_a_check() {
     assert_eq!(checked.allowed.len(), 1);
     assert_eq!(checked.allowed[0].arguments, json!({}));
     let checks = server.requests_to(Endpoint::Check);
-    assert_eq!(checks.len(), 1, "only the well-formed call was sent for a check");
+    assert_eq!(
+        checks.len(),
+        1,
+        "only the well-formed call was sent for a check"
+    );
     let schema: Value = serde_json::from_str(checks[0].body["schema"].as_str().unwrap()).unwrap();
     assert_eq!(schema["name"], "list_notes");
-    assert_eq!(schema["parameters"], json!({ "type": "object", "properties": {} }));
+    assert_eq!(
+        schema["parameters"],
+        json!({ "type": "object", "properties": {} })
+    );
     assert_eq!(checks[0].body["content"], "{}");
 }
 
@@ -352,7 +370,11 @@ async fn outside_agent_fns_checks_go_to_the_trace_given() {
 
     let checks = server.requests_to(Endpoint::Check);
     assert_eq!(checks.len(), 3);
-    assert!(checks.iter().all(|c| c.body["trace_id"] == trace.trace_id().to_string()));
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.body["trace_id"] == trace.trace_id().to_string())
+    );
     let sql = checks
         .iter()
         .find(|c| c.body["schema"].as_str().unwrap().contains("run_sql"))

@@ -63,7 +63,10 @@ pub fn request(
     streamed: bool,
 ) -> CreateChatCompletionRequest {
     let mut request = CreateChatCompletionRequestArgs::default();
-    request.model("stand-in-1").messages(messages).tools(tools());
+    request
+        .model("stand-in-1")
+        .messages(messages)
+        .tools(tools());
     if streamed {
         request.stream_options(ChatCompletionStreamOptions {
             include_usage: Some(true),
