@@ -329,3 +329,15 @@ async fn a_failed_model_call_logs_the_request_and_the_error() {
         );
     }
 }
+
+// Compiles only if a call's future and its stream may move to another task or thread.
+#[test]
+fn calls_and_streams_can_move_to_other_tasks() {
+    fn send<T: Send>(_: &T) {}
+    let openai = openai("http://127.0.0.1:9/v1");
+    let chat = openai.chat().fabraix();
+    send(&chat.create(request(ask(), false)));
+    send(&chat.create_stream(request(ask(), true)));
+    let no_stream: Option<fabraix_openai::ChatStream> = None;
+    send(&no_stream);
+}
