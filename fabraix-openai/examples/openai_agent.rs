@@ -165,11 +165,7 @@ async fn notes_agent(
             println!("ran     {} {}: {result}", call.name, call.arguments);
             let record =
                 json!({ "tool": call.name, "arguments": call.arguments, "result": result });
-            fabraix::log_event(Event::json(
-                EventType::Tool,
-                &record,
-                json!({ "type": "object" }),
-            )?)?;
+            fabraix::log_event(Event::json(EventType::Tool, &record, tool_event_schema())?)?;
             messages.push(
                 ChatCompletionRequestToolMessage {
                     content: result.into(),
@@ -207,6 +203,19 @@ async fn stream_answer(
     writeln!(out)?;
     // Text and tool calls, assembled from the chunks: the shape of a plain answer.
     Ok(stream.completion())
+}
+
+/// The schema of the `tool` events the loop logs.
+fn tool_event_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "tool": { "type": "string" },
+            "arguments": { "type": "object" },
+            "result": { "type": "string" },
+        },
+        "required": ["tool", "arguments", "result"],
+    })
 }
 
 fn tools() -> Vec<ChatCompletionTools> {
