@@ -211,9 +211,10 @@
 
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, IntoAgentId, RunContext, Trace, TraceFutureExt, TraceId, Traced,
-    Verdict, check_action, check_action_blocking, current_run, current_trace, event_stats, flush,
-    flush_blocking, global_client, init, log_event, scope, spawn, spawn_blocking, sync_scope,
+    EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext, Stats, Trace,
+    TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking, current_run,
+    current_trace, event_stats, flush, flush_blocking, global_client, init, log_event, scope,
+    spawn, spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

@@ -69,14 +69,14 @@ async fn main() -> Result<(), Error> {
             .with_api_key(std::env::var("OPENAI_API_KEY").unwrap_or_default()),
     );
 
-    let mock = mock_fabraix_unless_configured().await?;
+    let (_flush_at_exit, mock) = mock_fabraix_unless_configured().await?;
     let streaming = std::env::var("OPENAI_STREAM").is_ok_and(|v| v == "1");
     let notes = Notes::new(std::env::var_os("NOTES_AUDIT").map(Into::into));
 
     let answer = notes_agent(&openai, &notes, streaming).await?;
     println!("final answer: {answer}");
 
-    if let Some(server) = mock {
+    if let Some(server) = &mock {
         let requests = server.requests();
         let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
         println!(
@@ -89,10 +89,13 @@ async fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Without `FABRAIX_API_KEY`, an in-process Fabraix that blocks `delete_note`.
-async fn mock_fabraix_unless_configured() -> Result<Option<MockServer>, Error> {
+/// Installs the global Fabraix client: from the environment, or without `FABRAIX_API_KEY`
+/// an in-process Fabraix that blocks `delete_note`. Keep both until `main` ends: the guard
+/// sends what is still queued before the process exits.
+async fn mock_fabraix_unless_configured() -> Result<(fabraix::InitGuard, Option<MockServer>), Error>
+{
     if std::env::var_os("FABRAIX_API_KEY").is_some() {
-        return Ok(None);
+        return Ok((fabraix::init(fabraix::Client::from_env()?)?, None));
     }
     let server = MockServer::start().await?;
     server.block_action("delete_note", DELETE_REFUSAL);
@@ -100,8 +103,7 @@ async fn mock_fabraix_unless_configured() -> Result<Option<MockServer>, Error> {
         "FABRAIX_API_KEY is not set: using an in-process MockServer at {} (it blocks delete_note)",
         server.url()
     );
-    fabraix::init(server.client())?;
-    Ok(Some(server))
+    Ok((fabraix::init(server.client())?, Some(server)))
 }
 
 #[fabraix::agent(id = "notes-agent", system_prompt = SYSTEM_PROMPT)]

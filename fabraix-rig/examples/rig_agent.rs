@@ -157,12 +157,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let server = MockServer::start().await?;
         server.block_action(DeleteNote::NAME, BLOCK_REASON);
-        fabraix::init(server.client())?;
         println!(
             "FABRAIX_API_KEY is not set: using an in-process MockServer that blocks `delete_note`"
         );
         Some(server)
     };
+    // Until `main` ends: the guard sends what is still queued before the process exits.
+    let _flush_at_exit = fabraix::init(match &fabraix {
+        Some(server) => server.client(),
+        None => fabraix::Client::from_env()?,
+    })?;
 
     // The model: the API at OPENAI_BASE_URL, else the stand-in.
     let (config, stand_in) = if std::env::var_os("OPENAI_BASE_URL").is_some() {

@@ -11,7 +11,7 @@ use support::*;
 async fn the_global_hook_uses_the_initialised_client_for_one_run() {
     let server = MockServer::start().await.unwrap();
     server.block_action("delete_note", BLOCK_REASON);
-    fabraix::init(server.client()).unwrap();
+    let _fabraix = fabraix::init(server.client()).unwrap();
     let model = StandInModel::start(read_then_delete()).await.unwrap();
     let notebook = Notebook::with(&[("groceries", GROCERIES)]);
     let agent = builder(&model, &notebook).build();

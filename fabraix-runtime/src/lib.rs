@@ -34,15 +34,16 @@ mod model;
 pub mod testing;
 
 pub use api::DEFAULT_BASE_URL;
-pub use client::{Client, ClientBuilder, global_client, init};
+pub use client::{Client, ClientBuilder, InitGuard, Stats, global_client, init};
 pub use context::{
     RunContext, TraceFutureExt, Traced, check_action, check_action_blocking, current_run,
     current_trace, event_stats, flush, flush_blocking, log_event, scope, spawn, spawn_blocking,
-    sync_scope,
+    stats, sync_scope,
 };
 pub use export::EventStats;
 pub use model::{
-    Action, AgentId, Error, Event, EventReceipt, EventType, IntoAgentId, Trace, TraceId, Verdict,
+    Action, AgentId, Error, Event, EventReceipt, EventType, IntoAgentId, RateLimit, RateWindow,
+    Trace, TraceId, Verdict,
 };
 
 /// Used by the code `#[fabraix::agent]` and `#[fabraix::action]` generate. Not public API.

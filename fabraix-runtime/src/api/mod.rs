@@ -3,6 +3,7 @@
 //! answer"; the client and the event exporter both send through it.
 //!
 //! - `settings.rs`: the validated settings and their defaults;
+//! - `budget.rs`: the key's rate budget, shared by every request, agent calls first;
 //! - `http.rs`: one attempt over the network;
 //! - `retry.rs`: when to try again, and how long to wait;
 //! - `answer.rs`: success bodies decoded, error statuses read;
@@ -10,25 +11,29 @@
 //! - `io_thread.rs`: the SDK's own thread, where every request runs.
 
 mod answer;
+mod budget;
 mod http;
 pub(crate) mod io_thread;
 mod retry;
 pub(crate) mod scrub;
 mod settings;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 pub(crate) use answer::{receipt, trace, verdict};
+pub(crate) use budget::BudgetStats;
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;
 pub(crate) use settings::{Options, Settings, shown_url};
 
-use crate::model::Error;
+use budget::{Budget, Lane};
+
 use crate::model::wire::Endpoint;
+use crate::model::{Error, RateLimit};
 
 /// The connection to the API that one client and its exporter share.
 pub(crate) struct Api {
@@ -37,6 +42,8 @@ pub(crate) struct Api {
     /// Bounds the calls an agent waits for (register, check, direct events) in flight at
     /// once, so a burst of runs shares a few connections instead of opening one each.
     permits: Semaphore,
+    /// The key's rate budget, shared by every request.
+    budget: Budget,
 }
 
 impl Api {
@@ -44,6 +51,7 @@ impl Api {
         let http = http::build_client(&settings)?;
         Ok(Self {
             permits: Semaphore::new(settings.options.max_in_flight),
+            budget: Budget::new(settings.rate_limit.clone()),
             settings,
             http,
         })
@@ -57,14 +65,18 @@ impl Api {
         &self.settings.options
     }
 
-    /// A call an agent waits for: sent under the retry policy and within the call's
-    /// deadline, answering the success body. Run it on the SDK's thread.
+    /// A call an agent waits for: sent when the rate budget allows (agent calls before
+    /// queued events), under the retry policy and within the call's deadline, answering
+    /// the success body. A 429 pauses the whole key and is waited out within the deadline,
+    /// not counted as a retry. Run it on the SDK's thread.
     pub async fn call(&self, endpoint: Endpoint, body: Bytes) -> Result<Vec<u8>, Error> {
         let options = self.options();
         let started = Instant::now();
+        let deadline = started.checked_add(options.deadline);
         let remaining = || options.deadline.saturating_sub(started.elapsed());
         let mut retry = 0u32;
         loop {
+            let ticket = self.budget.acquire(Lane::Agent, deadline).await?;
             let outcome = match tokio::time::timeout(remaining(), self.permits.acquire()).await {
                 Ok(Ok(_permit)) => {
                     let limit = options.timeout.min(remaining());
@@ -77,9 +89,22 @@ impl Api {
                 }
             };
             let failure = match outcome {
-                Ok(bytes) => return Ok(bytes),
+                Ok(bytes) => {
+                    self.budget.succeeded();
+                    return Ok(bytes);
+                }
                 Err(failure) => failure,
             };
+            if let Error::RateLimited { .. } = failure.error {
+                // The key is paused for every lane; this call waits its turn with the
+                // others, within its deadline.
+                self.budget
+                    .throttled(ticket, failure.retry_after, &options.retry);
+                if remaining().is_zero() {
+                    return Err(failure.error);
+                }
+                continue;
+            }
             if !failure.error.is_retryable() || retry >= options.retry.max_retries {
                 return Err(failure.error);
             }
@@ -106,16 +131,47 @@ impl Api {
         }
     }
 
-    /// One attempt, for the event exporter, which keeps its own retry state.
-    pub async fn send_once(&self, endpoint: Endpoint, body: Bytes) -> Result<Vec<u8>, Failure> {
-        http::attempt(
+    /// One attempt at a queued event, for the exporter (which keeps its own retry state),
+    /// when the budget allows: after every waiting agent call, and leaving a share of each
+    /// window to them.
+    pub async fn send_event_once(&self, body: Bytes) -> Result<Vec<u8>, Failure> {
+        let ticket = self.budget.acquire(Lane::Events, None).await?;
+        let outcome = http::attempt(
             &self.http,
             &self.settings,
-            endpoint,
+            Endpoint::Event,
             body,
             self.options().timeout,
         )
-        .await
+        .await;
+        match &outcome {
+            Ok(_) => self.budget.succeeded(),
+            Err(failure) if matches!(failure.error, Error::RateLimited { .. }) => {
+                let policy = &self.options().retry;
+                self.budget.throttled(ticket, failure.retry_after, policy);
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// The key's rate limit.
+    pub fn rate_limit(&self) -> &RateLimit {
+        self.budget.limit()
+    }
+
+    /// How long `events` queued events would take to be sent at the current pace.
+    pub fn time_to_send(&self, events: usize) -> Duration {
+        self.budget.time_to_send(events)
+    }
+
+    /// Process exit: queued events may use the whole budget from now on.
+    pub fn drain(&self) {
+        self.budget.drain();
+    }
+
+    pub fn budget_stats(&self) -> BudgetStats {
+        self.budget.stats()
     }
 }
 

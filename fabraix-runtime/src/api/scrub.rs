@@ -210,7 +210,7 @@ mod tests {
             format!("{{\"message\":\"{escaped}\"}}"),
             format!("{key}{key}"),
         ] {
-            let scrubbed = scrub(&text);
+            let scrubbed = scrub_raw(&text);
             assert!(
                 !scrubbed.to_ascii_lowercase().contains(&lower[2..10]),
                 "{text} -> {scrubbed}"

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::retry::RetryPolicy;
 use super::scrub;
-use crate::model::Error;
+use crate::model::{Error, RateLimit};
 
 /// The base URL when neither `FABRAIX_BASE_URL` nor `ClientBuilder::base_url` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://dev.fabraix.com/v1";
@@ -31,6 +31,7 @@ pub(crate) struct Options {
     pub queue_capacity: usize,
     pub max_in_flight: usize,
     pub flush_timeout: Duration,
+    pub shutdown_timeout: Duration,
     pub disabled: bool,
 }
 
@@ -49,6 +50,7 @@ impl Default for Options {
             queue_capacity: 4096,
             max_in_flight: 32,
             flush_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
             disabled: false,
         }
     }
@@ -60,6 +62,19 @@ pub(crate) struct Settings {
     pub api_key: SecretString,
     pub base_url: Url,
     pub options: Options,
+    /// The key's limit: as given, else the documented one of the base URL's host.
+    pub rate_limit: RateLimit,
+}
+
+/// The documented limits of a key, by the API's host: a development key for
+/// `dev.fabraix.com`, a production key for `api.fabraix.com`, none known elsewhere (a
+/// MockServer, a proxy), where the budget adapts to the 429s it meets.
+pub(crate) fn default_rate_limit(base_url: &Url) -> RateLimit {
+    match base_url.host_str() {
+        Some("dev.fabraix.com") => RateLimit::development(),
+        Some("api.fabraix.com") => RateLimit::production(),
+        _ => RateLimit::off(),
+    }
 }
 
 impl Settings {
@@ -68,6 +83,7 @@ impl Settings {
         api_key: Option<SecretString>,
         base_url: &str,
         mut options: Options,
+        rate_limit: Option<RateLimit>,
     ) -> Result<Self, Error> {
         if let Some(key) = &api_key {
             scrub::remember(key.expose_secret());
@@ -106,10 +122,12 @@ impl Settings {
                 "an https:// base url needs the `rustls` or `native-tls` feature".into(),
             ));
         }
+        let rate_limit = rate_limit.unwrap_or_else(|| default_rate_limit(&base_url));
         Ok(Self {
             api_key,
             base_url,
             options,
+            rate_limit,
         })
     }
 
@@ -141,6 +159,7 @@ impl fmt::Debug for Settings {
             .field("queue_capacity", &o.queue_capacity)
             .field("flush_timeout", &o.flush_timeout)
             .field("disabled", &o.disabled)
+            .field("rate_limit", &format_args!("{}", self.rate_limit))
             .finish_non_exhaustive()
     }
 }
@@ -246,17 +265,34 @@ mod tests {
     fn missing_or_bad_key_is_refused_without_echoing_it() {
         let options = Options::default();
         assert!(matches!(
-            Settings::new(None, DEFAULT_BASE_URL, options),
+            Settings::new(None, DEFAULT_BASE_URL, options, None),
             Err(Error::Config(_))
         ));
         let err = Settings::new(
             Some(SecretString::from("sk-with space")),
             DEFAULT_BASE_URL,
             options,
+            None,
         )
         .err()
         .map(|e| e.to_string());
         assert!(err.is_some_and(|e| !e.contains("sk-with")));
+    }
+
+    #[test]
+    fn the_default_rate_limit_follows_the_host() {
+        for (url, limit) in [
+            (DEFAULT_BASE_URL, RateLimit::development()),
+            ("https://api.fabraix.com/v1", RateLimit::production()),
+            ("http://127.0.0.1:9/v1", RateLimit::off()),
+            ("https://fabraix-proxy.internal/v1", RateLimit::off()),
+        ] {
+            assert_eq!(
+                default_rate_limit(&parse_base_url(url).unwrap()),
+                limit,
+                "{url}"
+            );
+        }
     }
 
     #[test]
@@ -265,6 +301,6 @@ mod tests {
             disabled: true,
             ..Options::default()
         };
-        assert!(Settings::new(None, DEFAULT_BASE_URL, options).is_ok());
+        assert!(Settings::new(None, DEFAULT_BASE_URL, options, None).is_ok());
     }
 }

@@ -177,7 +177,7 @@ impl<F: Future> Future for RunFuture<F> {
         if this.output.is_none() {
             let output = std::task::ready!(this.inner.poll(cx));
             match this.flush_target.take() {
-                Some((client, trace_id)) if client.in_queue() > 0 => {
+                Some((client, trace_id)) if client.worth_flushing() => {
                     *this.flushing = Some(Box::pin(async move {
                         report_flush(client.flush_trace(trace_id).await)
                     }));
@@ -210,7 +210,7 @@ pub struct RunGuard {
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if let Some((client, trace_id)) = self.flush_target.take()
-            && client.in_queue() > 0
+            && client.worth_flushing()
         {
             report_flush(client.flush_trace_blocking(trace_id));
         }

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::Client;
 use crate::api::{DEFAULT_BASE_URL, Options, Settings, scrub};
-use crate::model::Error;
+use crate::model::{Error, RateLimit};
 
 /// Builds a [`Client`]. Every setting has a default; [`ClientBuilder::from_env`] starts from
 /// the environment.
@@ -25,7 +25,9 @@ use crate::model::Error;
 /// | [`max_retry_after`](Self::max_retry_after) | 30 s | |
 /// | [`queue_capacity`](Self::queue_capacity) | 4096 events | |
 /// | [`max_in_flight`](Self::max_in_flight) | 32 event requests, and 32 other calls | |
-/// | [`flush_timeout`](Self::flush_timeout) | 5 s | |
+/// | [`rate_limit`](Self::rate_limit) | by base URL: `60/min,1000/h` for `dev.fabraix.com`, `600/min,10000/h` for `api.fabraix.com`, `off` elsewhere | `FABRAIX_RATE_LIMIT` |
+/// | [`flush_timeout`](Self::flush_timeout) (agent fns, on return) | 5 s | |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) (the guard of [`init`](crate::init)) | 10 s | |
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,6 +47,7 @@ pub struct ClientBuilder {
     api_key: Option<SecretString>,
     base_url: String,
     options: Options,
+    rate_limit: Option<RateLimit>,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
 }
@@ -55,6 +58,7 @@ impl Default for ClientBuilder {
             api_key: None,
             base_url: DEFAULT_BASE_URL.to_owned(),
             options: Options::default(),
+            rate_limit: None,
             env_error: None,
         }
     }
@@ -67,7 +71,8 @@ impl ClientBuilder {
     }
 
     /// A builder that starts from the environment: `FABRAIX_API_KEY`, `FABRAIX_BASE_URL`,
-    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES` and `FABRAIX_DISABLED`. An unreadable
+    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT` and
+    /// `FABRAIX_DISABLED`. An unreadable
     /// value is reported by [`build`](Self::build). Setters called afterwards win.
     pub fn from_env() -> Self {
         Self::default().with_env(|name| std::env::var(name).ok())
@@ -95,6 +100,12 @@ impl ClientBuilder {
                 Err(_) => self.note_env_error(format!(
                     "FABRAIX_MAX_RETRIES must be a whole number, got `{n}`"
                 )),
+            }
+        }
+        if let Some(spec) = var("FABRAIX_RATE_LIMIT").filter(|s| !s.trim().is_empty()) {
+            match spec.parse::<RateLimit>() {
+                Ok(limit) => self.rate_limit = Some(limit),
+                Err(e) => self.note_env_error(format!("FABRAIX_RATE_LIMIT: {e}")),
             }
         }
         if let Some(flag) = var("FABRAIX_DISABLED") {
@@ -190,6 +201,27 @@ impl ClientBuilder {
         self
     }
 
+    /// The key's rate limit, which every request of this client (registrations, checks,
+    /// events) keeps to: `"60/min,1000/h".parse()?`, [`RateLimit::per`], or
+    /// [`RateLimit::off`]. By default, the documented limits of a development key for
+    /// `dev.fabraix.com`, of a production key for `api.fabraix.com`, and none known
+    /// elsewhere. Whatever it is, a 429 pauses the key's requests and slows them down.
+    ///
+    /// The limit is per key, not per process: replicas of one service sharing a key should
+    /// each be given their share (`FABRAIX_RATE_LIMIT=20/min,330/h` for three replicas of a
+    /// development key).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// How long the guard returned by [`init`](crate::init) waits, when it is dropped, for
+    /// queued events to be sent.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.options.shutdown_timeout = timeout;
+        self
+    }
+
     /// Turns the SDK off: no request is ever sent, registrations return
     /// [`Error::Disabled`], and agent fns run with no trace.
     pub fn disabled(mut self, disabled: bool) -> Self {
@@ -202,7 +234,7 @@ impl ClientBuilder {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
-        let settings = Settings::new(self.api_key, &self.base_url, self.options)?;
+        let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?;
         Client::from_settings(settings)
     }
 }

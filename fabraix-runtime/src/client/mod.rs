@@ -2,6 +2,7 @@
 
 mod builder;
 mod global;
+mod stats;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -11,13 +12,15 @@ use chrono::Utc;
 use once_cell::sync::OnceCell;
 
 pub use builder::ClientBuilder;
-pub use global::{global_client, init};
+pub use global::{InitGuard, global_client, init};
+pub use stats::Stats;
 
 use crate::api::{self, Api, Settings, io_thread};
 use crate::export::{Counters, EventStats, Exporter};
 use crate::model::wire::{self, Endpoint};
 use crate::model::{
-    Action, AgentId, ClientId, Error, Event, EventReceipt, IntoAgentId, Trace, TraceId, Verdict,
+    Action, AgentId, ClientId, Error, Event, EventReceipt, IntoAgentId, RateLimit, Trace, TraceId,
+    Verdict,
 };
 
 /// A connection to the Fabraix API: its settings and one shared connection pool.
@@ -258,6 +261,24 @@ impl Client {
         self.inner.counters.stats()
     }
 
+    /// The event counters, and how the key's rate limit went: 429s received, time spent
+    /// waiting for the budget, the current pace.
+    pub fn stats(&self) -> Stats {
+        let budget = self.inner.api.budget_stats();
+        Stats {
+            events: self.event_stats(),
+            rate_limited: budget.rate_limited,
+            waited_for_budget: budget.waited,
+            pace: budget.pace,
+            rate_limit: self.rate_limit().clone(),
+        }
+    }
+
+    /// The rate limit this client keeps to (see [`ClientBuilder::rate_limit`]).
+    pub fn rate_limit(&self) -> &RateLimit {
+        self.inner.api.rate_limit()
+    }
+
     /// Waits, up to `timeout`, until every event queued before this call has been sent or
     /// has failed; answers whether that happened in time.
     pub async fn flush(&self, timeout: Duration) -> bool {
@@ -266,6 +287,39 @@ impl Client {
 
     /// [`flush`](Self::flush) for synchronous code: blocks this thread.
     pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        self.flush_events_blocking(None, timeout)
+    }
+
+    /// Whether an agent fn returning now should wait for its run's events: some are
+    /// queued, and at the current pace they can all be sent within the flush timeout.
+    /// Otherwise (the key is throttled, the queue is long) the fn returns at once and the
+    /// events are sent in the background.
+    pub(crate) fn worth_flushing(&self) -> bool {
+        let queued = self.in_queue();
+        if queued == 0 {
+            return false;
+        }
+        let needed = self.inner.api.time_to_send(queued);
+        let timeout = self.inner.api.options().flush_timeout;
+        if needed > timeout {
+            tracing::debug!(
+                target: "fabraix",
+                queued,
+                needed_ms = needed.as_millis() as u64,
+                "not waiting for this run's events: at the current pace they take longer than the flush timeout"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// At process exit: events may use the whole budget; waits up to the shutdown timeout.
+    pub(crate) fn flush_at_exit(&self) -> bool {
+        if self.in_queue() == 0 {
+            return true;
+        }
+        self.inner.api.drain();
+        let timeout = self.inner.api.options().shutdown_timeout;
         self.flush_events_blocking(None, timeout)
     }
 

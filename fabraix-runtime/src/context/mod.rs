@@ -22,7 +22,7 @@ mod traced;
 use std::future::Future;
 
 pub use run_calls::{
-    check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event,
+    check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event, stats,
 };
 pub(crate) use slot::Slot;
 pub use traced::{SyncScope, Traced};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::slot::{self, Slot};
-use crate::client::{Client, global_client};
+use crate::client::{Client, Stats, global_client};
 use crate::export::EventStats;
 use crate::model::{Action, Error, Event, Verdict};
 
@@ -79,4 +79,10 @@ pub fn flush_blocking(timeout: Duration) -> bool {
 /// The event counters of the current run's client (or the global one).
 pub fn event_stats() -> EventStats {
     with_client(|client| Ok(client.event_stats())).unwrap_or_default()
+}
+
+/// [`Client::stats`] of the current run's client (or the global one); `None` when there is
+/// no client (no global one can be built).
+pub fn stats() -> Option<Stats> {
+    with_client(|client| Ok(client.stats())).ok()
 }

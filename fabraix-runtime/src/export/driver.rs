@@ -13,7 +13,7 @@ use super::queue::{Job, Next, Queue};
 use super::{Counters, Message};
 use crate::api::{Api, Failure, receipt};
 use crate::model::Error;
-use crate::model::wire::{self, Endpoint};
+use crate::model::wire;
 
 pub(super) async fn drive(
     api: Arc<Api>,
@@ -98,6 +98,6 @@ fn file(queue: &mut Queue, message: Message) {
 }
 
 async fn send(api: &Api, body: bytes::Bytes) -> Result<(), Failure> {
-    let answer = api.send_once(Endpoint::Event, body).await?;
+    let answer = api.send_event_once(body).await?;
     receipt(&answer).map(drop).map_err(Failure::from)
 }

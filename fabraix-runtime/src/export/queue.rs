@@ -237,7 +237,10 @@ impl Queue {
             }
             pending.orphan_retries += 1;
         }
-        if error.is_unavailable() {
+        if let Error::RateLimited { .. } = error {
+            // The api's budget has paused the whole key: the event goes first when it opens.
+            self.ready.push_front(job.trace_id);
+        } else if error.is_unavailable() {
             self.ready.push_front(job.trace_id);
             self.back_off(job.epoch, &failure, now);
         } else if pending.server_errors < max {
@@ -395,6 +398,19 @@ mod tests {
 
     fn unavailable(retry_after: Option<Duration>) -> Result<(), Failure> {
         Err(Failure {
+            error: Error::Api {
+                status: 503,
+                kind: None,
+                code: None,
+                message: String::new(),
+            },
+            retry_after,
+        })
+    }
+
+    fn rate_limited() -> Result<(), Failure> {
+        let retry_after = Some(Duration::from_secs(30));
+        Err(Failure {
             error: Error::RateLimited { retry_after },
             retry_after,
         })
@@ -494,6 +510,22 @@ mod tests {
         let mut bodies: Vec<_> = again.iter().map(|job| job.body.clone()).collect();
         bodies.sort();
         assert_eq!(bodies, ["a1", "b1"], "the same events are tried again");
+        assert_eq!(c.stats().failed, 0);
+    }
+
+    #[test]
+    fn a_429_leaves_the_pause_to_the_key_s_budget_and_the_event_goes_first() {
+        // The api's budget pauses every lane of the key on a 429; the queue adds no wait
+        // of its own, and the throttled event is the next one sent.
+        let (mut q, c) = queue(1);
+        let (a, b) = (trace(1), trace(2));
+        push(&mut q, &c, a, "a1");
+        push(&mut q, &c, b, "b1");
+        let now = Instant::now();
+        let a1 = send(&mut q, now);
+        q.complete(&a1, rate_limited(), now);
+        assert_eq!(q.paused_for(now), None);
+        assert_eq!(send(&mut q, now).body, "a1");
         assert_eq!(c.stats().failed, 0);
     }
 

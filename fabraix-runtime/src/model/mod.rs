@@ -5,6 +5,7 @@ mod action;
 mod error;
 mod event;
 mod ids;
+mod rate_limit;
 mod trace;
 pub(crate) mod wire;
 
@@ -12,6 +13,7 @@ pub use action::{Action, Verdict};
 pub use error::Error;
 pub use event::{Event, EventReceipt, EventType};
 pub use ids::{AgentId, IntoAgentId, TraceId};
+pub use rate_limit::{RateLimit, RateWindow};
 pub use trace::Trace;
 
 pub(crate) use action::{attach_definitions, parameters_generator};

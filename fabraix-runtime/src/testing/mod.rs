@@ -24,6 +24,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 
+mod rate_limit;
 mod server;
 mod validate;
 
@@ -38,7 +39,7 @@ use uuid::Uuid;
 
 use crate::client::{Client, ClientBuilder};
 use crate::model::Error;
-use crate::model::TraceId;
+use crate::model::{RateLimit, TraceId};
 
 /// The key a [`MockServer`] accepts unless [`MockServerBuilder::api_key`] says otherwise.
 pub const DEFAULT_API_KEY: &str = "fabraix-mock-key";
@@ -203,6 +204,7 @@ struct State {
     issued: Vec<Uuid>,
     blocked: HashMap<String, String>,
     faults: VecDeque<PlannedFault>,
+    limiter: rate_limit::Limiter,
 }
 
 struct Shared {
@@ -226,12 +228,22 @@ impl Shared {
 #[must_use = "a builder does nothing until `start` is called"]
 pub struct MockServerBuilder {
     api_key: String,
+    rate_limit: RateLimit,
 }
 
 impl MockServerBuilder {
     /// The key the server accepts in `x-api-key` (others get 401).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = key.into();
+        self
+    }
+
+    /// Limits the key as the API does: past any window of `limit` (sliding windows over
+    /// the requests the server accepted), a request is answered 429 with the documented
+    /// error body and `Retry-After` (whole seconds until it would be accepted). Off by
+    /// default.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
         self
     }
 
@@ -264,7 +276,10 @@ impl MockServerBuilder {
     fn shared(self) -> Arc<Shared> {
         Arc::new(Shared {
             api_key: self.api_key,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                limiter: rate_limit::Limiter::new(self.rate_limit),
+                ..State::default()
+            }),
             recorded: Condvar::new(),
             recorded_async: tokio::sync::Notify::new(),
         })
@@ -294,6 +309,7 @@ impl MockServer {
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
             api_key: DEFAULT_API_KEY.into(),
+            rate_limit: RateLimit::off(),
         }
     }
 
@@ -390,6 +406,12 @@ impl MockServer {
                 remaining: count,
             });
         }
+    }
+
+    /// How many requests were answered 429 by the rate limit (see
+    /// [`MockServerBuilder::rate_limit`]).
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.lock().limiter.refused
     }
 
     /// Drops the faults not yet used.

@@ -241,6 +241,13 @@ async fn handle(
         None => {}
     }
 
+    if authenticated && endpoint.is_some() && parts.method == hyper::Method::POST {
+        let admitted = shared.lock().limiter.admit(Instant::now());
+        if let Err(wait) = admitted {
+            return Ok(rate_limited(wait));
+        }
+    }
+
     let outcome = route(
         &shared,
         &parts.method,
@@ -441,6 +448,22 @@ fn status_fault(
     if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
+    response
+}
+
+/// A 429, as the API answers a key over its limit.
+fn rate_limited(wait: std::time::Duration) -> Answer {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let rejection = Rejection {
+        status: 429,
+        kind: "rate_limit_error",
+        code: "RATE_LIMIT_EXCEEDED",
+        message: "Rate limit exceeded".into(),
+    };
+    let mut response = reject(&rejection);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
 }
 
