@@ -32,7 +32,13 @@ use super::inject_current;
 /// #         std::future::ready(Ok(request.headers().clone()))
 /// #     }
 /// # }
-/// # async fn demo(trace: fabraix_runtime::Trace) {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let trace = fabraix_runtime::Trace::new(
+/// #     fabraix_runtime::TraceId::from_uuid(uuid::Uuid::new_v4()),
+/// #     fabraix_runtime::AgentId::from_name("a").unwrap(),
+/// #     "2024-01-15T14:30:45.123Z".parse().unwrap(),
+/// # );
 /// let mut client = PropagateLayer::new().layer(Http);
 /// let sent = fabraix_runtime::scope(trace, async move {
 ///     client.call(http::Request::new(String::new())).await
