@@ -30,6 +30,7 @@ mod context;
 mod export;
 mod model;
 
+pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;
 
