@@ -209,6 +209,8 @@ pub use fabraix_runtime::{
 
 pub use fabraix_macros::{action, agent};
 
+pub use fabraix_runtime::propagation;
+
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use fabraix_runtime::testing;

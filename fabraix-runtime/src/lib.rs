@@ -39,6 +39,7 @@ mod trace;
 mod transport;
 mod wire;
 
+pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;
 
