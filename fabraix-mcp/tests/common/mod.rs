@@ -190,3 +190,36 @@ pub async fn events(server: &MockServer, event_type: &str, count: usize) -> Vec<
     assert!(arrived, "{count} `{event_type}` events arrive");
     of_type(&server.requests())
 }
+
+/// The `notes_server` example, built beside the tests (`cargo test` builds the examples).
+pub fn notes_server() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests run from <target>/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("notes_server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test -p fabraix-mcp` (which builds the examples), \
+         or build it with `cargo build -p fabraix-mcp --example notes_server`",
+        path.display()
+    );
+    path
+}
+
+/// A file name no other test uses, in the temporary directory.
+pub fn scratch_file(what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("fabraix-mcp-{what}-{}", uuid::Uuid::new_v4()))
+}
+
+/// The lines of the audit file `notes_server` appends to; none if it was never written.
+pub fn audit_lines(path: &std::path::Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(str::to_owned).collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => panic!("reading {}: {error}", path.display()),
+    }
+}
