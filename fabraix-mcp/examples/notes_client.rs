@@ -26,7 +26,10 @@ async fn main() -> Result<(), BoxError> {
         Some(_) => None,
         None => {
             let mock = MockServer::start().await?;
-            mock.block_action("delete_note", "Deleting notes needs the user's confirmation.");
+            mock.block_action(
+                "delete_note",
+                "Deleting notes needs the user's confirmation.",
+            );
             Some(mock)
         }
     };
@@ -51,16 +54,25 @@ async fn main() -> Result<(), BoxError> {
     if let Some(mock) = &mock {
         println!("\nWhat the notes server asked Fabraix:");
         for check in mock.requests_to(fabraix::testing::Endpoint::Check) {
-            println!("  check under trace {}: {}", check.body["trace_id"], check.body["content"]);
+            println!(
+                "  check under trace {}: {}",
+                check.body["trace_id"], check.body["content"]
+            );
         }
     }
     Ok(())
 }
 
-#[fabraix::agent(id = "notes-assistant", system_prompt = "You keep the user's notes tidy.")]
+#[fabraix::agent(
+    id = "notes-assistant",
+    system_prompt = "You keep the user's notes tidy."
+)]
 async fn tidy_notes(peer: &Peer<RoleClient>) -> Result<(), BoxError> {
     let trace = fabraix::current_trace();
-    println!("agent run: {}", trace.map(|t| t.to_string()).unwrap_or_default());
+    println!(
+        "agent run: {}",
+        trace.map(|t| t.to_string()).unwrap_or_default()
+    );
     let tools = peer.list_all_tools().await?;
     let read_note = tools.iter().find(|tool| tool.name == "read_note");
 
@@ -88,16 +100,18 @@ fn show(call: &str, result: CallToolResult) {
         .filter_map(|content| content.as_text())
         .map(|text| text.text.as_str())
         .collect();
-    let outcome = if result.is_error == Some(true) { "error" } else { "ok" };
+    let outcome = if result.is_error == Some(true) {
+        "error"
+    } else {
+        "ok"
+    };
     println!("{call}: {outcome}: {}", text.join(" "));
 }
 
 /// `notes_server`, built beside this example.
 fn notes_server() -> Result<PathBuf, BoxError> {
-    let path = std::env::current_exe()?.with_file_name(format!(
-        "notes_server{}",
-        std::env::consts::EXE_SUFFIX
-    ));
+    let path = std::env::current_exe()?
+        .with_file_name(format!("notes_server{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         return Err(format!(
             "{} is missing: build it first with `cargo build -p fabraix-mcp --examples`",

@@ -77,10 +77,9 @@ impl Notes {
     async fn delete_note(&self, Parameters(note): Parameters<NoteName>) -> CallToolResult {
         audit("delete_note", &note.name);
         match self.notes.lock().unwrap().remove(&note.name) {
-            Some(_) => CallToolResult::success(vec![ContentBlock::text(format!(
-                "deleted {}",
-                note.name
-            ))]),
+            Some(_) => {
+                CallToolResult::success(vec![ContentBlock::text(format!("deleted {}", note.name))])
+            }
             None => CallToolResult::error(vec![ContentBlock::text(format!(
                 "no note named {}",
                 note.name
@@ -93,7 +92,10 @@ impl Notes {
 impl ServerHandler for Notes {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("notes-server", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "notes-server",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions("Reads and deletes the user's notes.")
     }
 }

@@ -52,7 +52,8 @@ async fn list<S: ServerHandler>(server: &S, context: &RequestContext<RoleServer>
     let mut tools = HashMap::new();
     let mut cursor = None;
     for _ in 0..MAX_PAGES {
-        let params = cursor.map(|cursor| PaginatedRequestParams::default().with_cursor(Some(cursor)));
+        let params =
+            cursor.map(|cursor| PaginatedRequestParams::default().with_cursor(Some(cursor)));
         let page = match server.list_tools(params, context.clone()).await {
             Ok(page) => page,
             Err(error) => {
@@ -60,7 +61,11 @@ async fn list<S: ServerHandler>(server: &S, context: &RequestContext<RoleServer>
                 return None;
             }
         };
-        tools.extend(page.tools.into_iter().map(|tool| (tool.name.to_string(), tool)));
+        tools.extend(
+            page.tools
+                .into_iter()
+                .map(|tool| (tool.name.to_string(), tool)),
+        );
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,

@@ -5,12 +5,12 @@ use std::fmt;
 use std::future::Future;
 
 use fabraix::Trace;
+use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::*;
 use rmcp::service::{
     MaybeSendFuture, NotificationContext, RequestContext, RoleServer, SubscriptionContext,
 };
-use rmcp::ErrorData as McpError;
 
 use crate::catalog::ToolCatalog;
 use crate::guard::Guard;
@@ -304,8 +304,7 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
         &self,
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ListSkillsResult, McpError>> + MaybeSendFuture + '_
-    {
+    ) -> impl Future<Output = Result<ListSkillsResult, McpError>> + MaybeSendFuture + '_ {
         self.inner.list_skills(request, context)
     }
 
@@ -321,9 +320,8 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
         &self,
         request: ReadResourceDirectoryRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ReadResourceDirectoryResult, McpError>>
-    + MaybeSendFuture
-    + '_ {
+    ) -> impl Future<Output = Result<ReadResourceDirectoryResult, McpError>> + MaybeSendFuture + '_
+    {
         self.inner.read_resource_directory(request, context)
     }
 }

@@ -30,10 +30,16 @@ fn inject_trace_writes_what_rmcps_trace_context_helpers_read() {
 
     let traceparent = call.traceparent().expect("rmcp reads the traceparent");
     let hex = trace.trace_id().as_uuid().simple().to_string();
-    assert!(traceparent.starts_with(&format!("00-{hex}-")), "{traceparent}");
+    assert!(
+        traceparent.starts_with(&format!("00-{hex}-")),
+        "{traceparent}"
+    );
     assert!(traceparent.ends_with("-01"), "{traceparent}");
     let baggage = call.baggage().expect("rmcp reads the baggage");
-    assert!(baggage.starts_with("tenant=acme,"), "other members stay: {baggage}");
+    assert!(
+        baggage.starts_with("tenant=acme,"),
+        "other members stay: {baggage}"
+    );
     assert!(baggage.contains(&format!("fabraix.agent_id={}", trace.agent_id())));
     assert!(baggage.contains("fabraix.registered_at=2024-01-15T14:30:45.123Z"));
     // What was in `_meta` before stays.
@@ -115,7 +121,10 @@ async fn check_call_checks_in_the_agents_run_and_the_server_acts_in_it_too() {
     for check in &checks {
         assert_eq!(trace_of(check), trace.trace_id().to_string());
         assert_eq!(checked_action(check), "read_note");
-        assert_eq!(document(check, "schema")["description"], "Read one of the user's notes.");
+        assert_eq!(
+            document(check, "schema")["description"],
+            "Read one of the user's notes."
+        );
     }
     assert_eq!(mock.requests_to(Endpoint::RegisterAgentRun).len(), 1);
     assert_eq!(notes.ran()[0].trace, Some(trace));

@@ -31,8 +31,17 @@ async fn fabraix_unreachable_refuses_every_call_and_runs_no_tool() {
     let mut traced = note_call("delete_note", "todo");
     inject_trace(&mut traced, &trace);
     assert_unchecked(&peer.call_tool(traced.clone()).await.unwrap());
-    assert_unchecked(&peer.call_tool(note_call("read_note", "todo")).await.unwrap());
-    assert!(notes.ran().is_empty(), "a tool ran unchecked: {:?}", notes.ran());
+    assert_unchecked(
+        &peer
+            .call_tool(note_call("read_note", "todo"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        notes.ran().is_empty(),
+        "a tool ran unchecked: {:?}",
+        notes.ran()
+    );
 
     // Back up: the same calls are checked and run.
     mock.resume().unwrap();
@@ -50,7 +59,10 @@ async fn a_closed_port_refuses_every_call() {
         .api_key("a-key")
         .base_url(format!("http://127.0.0.1:{port}/v1"))
         .max_retries(1)
-        .backoff(std::time::Duration::from_millis(1), std::time::Duration::from_millis(5))
+        .backoff(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(5),
+        )
         .build()
         .unwrap();
     let notes = Notes::default();
@@ -108,7 +120,10 @@ async fn a_failed_registration_is_tried_again_at_the_next_call() {
 
     let result = peer.call_tool(note_call("read_note", "b")).await.unwrap();
     assert_eq!(result.is_error, Some(false));
-    let session = server.service().session_trace().expect("registered at the second call");
+    let session = server
+        .service()
+        .session_trace()
+        .expect("registered at the second call");
     assert_eq!(mock.issued_traces(), vec![session.trace_id()]);
     assert_eq!(notes.ran().len(), 1);
     assert_eq!(notes.ran()[0].name, "b");

@@ -92,7 +92,12 @@ async fn drive(python: &str, mock: &MockServer, audit: &Path, calls: &[Value]) -
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["is_error"].as_bool().unwrap(), r["text"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["is_error"].as_bool().unwrap(),
+                r["text"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     Outcome { tools, results }
 }
@@ -101,12 +106,17 @@ async fn drive(python: &str, mock: &MockServer, audit: &Path, calls: &[Value]) -
 async fn the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_servers() {
     let Some(python) = python() else { return };
     let mock = MockServer::start().await.unwrap();
-    mock.block_action("delete_note", "Deleting notes needs the user's confirmation.");
+    mock.block_action(
+        "delete_note",
+        "Deleting notes needs the user's confirmation.",
+    );
     let trace = caller_run(&mock.client()).await;
     let mut meta = Map::new();
     propagation::inject(&trace, &mut meta);
-    let garbage: Map<String, Value> =
-        json!({ "traceparent": "00-garbage", "baggage": 42 }).as_object().unwrap().clone();
+    let garbage: Map<String, Value> = json!({ "traceparent": "00-garbage", "baggage": 42 })
+        .as_object()
+        .unwrap()
+        .clone();
     let audit = scratch_file("audit");
 
     let outcome = drive(
@@ -127,15 +137,32 @@ async fn the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_server
     let r = &outcome.results;
     assert_eq!(r[0], (false, "oat milk, lemons, rye bread".to_owned()));
     assert!(r[1].0, "a blocked call answers isError");
-    assert!(r[1].1.contains("Deleting notes needs the user's confirmation."), "{}", r[1].1);
-    assert_eq!(r[2], (false, "renew the passport; call the plumber".to_owned()));
-    assert!(r[3].0 && r[3].1.contains("Deleting notes needs the user's confirmation."));
+    assert!(
+        r[1].1
+            .contains("Deleting notes needs the user's confirmation."),
+        "{}",
+        r[1].1
+    );
+    assert_eq!(
+        r[2],
+        (false, "renew the passport; call the plumber".to_owned())
+    );
+    assert!(
+        r[3].0
+            && r[3]
+                .1
+                .contains("Deleting notes needs the user's confirmation.")
+    );
     assert_eq!(r[4], (false, "bank: hunter2".to_owned()));
 
     // Only the approved tools ran.
     assert_eq!(
         audit_lines(&audit),
-        ["read_note groceries", "read_note todo", "read_note passwords"]
+        [
+            "read_note groceries",
+            "read_note todo",
+            "read_note passwords"
+        ]
     );
 
     // The traced calls were checked in the caller's run; the others in the one run the
@@ -155,11 +182,31 @@ async fn the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_server
     assert_eq!(
         checked,
         [
-            ("read_note".into(), json!({ "name": "groceries" }), caller.clone()),
-            ("delete_note".into(), json!({ "name": "todo" }), caller.clone()),
-            ("read_note".into(), json!({ "name": "todo" }), session.clone()),
-            ("delete_note".into(), json!({ "name": "passwords" }), session.clone()),
-            ("read_note".into(), json!({ "name": "passwords" }), session.clone()),
+            (
+                "read_note".into(),
+                json!({ "name": "groceries" }),
+                caller.clone()
+            ),
+            (
+                "delete_note".into(),
+                json!({ "name": "todo" }),
+                caller.clone()
+            ),
+            (
+                "read_note".into(),
+                json!({ "name": "todo" }),
+                session.clone()
+            ),
+            (
+                "delete_note".into(),
+                json!({ "name": "passwords" }),
+                session.clone()
+            ),
+            (
+                "read_note".into(),
+                json!({ "name": "passwords" }),
+                session.clone()
+            ),
         ]
     );
     // Each check described the tool from its input schema.

@@ -6,7 +6,6 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-
 use common::*;
 use fabraix::testing::{Endpoint, MockServer};
 use fabraix::{AgentId, Trace};
@@ -37,7 +36,10 @@ async fn an_allowed_call_is_checked_in_the_callers_run_then_runs_in_it() {
     // The body ran once, in the caller's run.
     let ran = notes.ran();
     assert_eq!(ran.len(), 1);
-    assert_eq!((ran[0].tool.as_str(), ran[0].name.as_str()), ("read_note", "groceries"));
+    assert_eq!(
+        (ran[0].tool.as_str(), ran[0].name.as_str()),
+        ("read_note", "groceries")
+    );
     assert_eq!(ran[0].trace, Some(trace));
 
     // One check, asked before the body ran, in the caller's run, describing the tool from its definition.
@@ -45,7 +47,10 @@ async fn an_allowed_call_is_checked_in_the_callers_run_then_runs_in_it() {
     assert_eq!(checks.len(), 1);
     assert!(checks[0].received_at < ran[0].at);
     assert_eq!(trace_of(&checks[0]), trace.trace_id().to_string());
-    assert_eq!(document(&checks[0], "content"), json!({ "name": "groceries" }));
+    assert_eq!(
+        document(&checks[0], "content"),
+        json!({ "name": "groceries" })
+    );
     let schema = document(&checks[0], "schema");
     assert_eq!(schema["type"], "function");
     assert_eq!(schema["name"], "read_note");
@@ -70,7 +75,10 @@ async fn an_allowed_call_is_checked_in_the_callers_run_then_runs_in_it() {
 #[tokio::test]
 async fn a_blocked_call_answers_the_reasoning_and_its_tool_never_runs() {
     let mock = MockServer::start().await.unwrap();
-    mock.block_action("delete_note", "Deleting a note needs the user's confirmation.");
+    mock.block_action(
+        "delete_note",
+        "Deleting a note needs the user's confirmation.",
+    );
     let client = mock.client();
     let trace = caller_run(&client).await;
     let notes = Notes::default();
@@ -83,12 +91,22 @@ async fn a_blocked_call_answers_the_reasoning_and_its_tool_never_runs() {
     assert_eq!(result.is_error, Some(true));
     let answer = text(&result);
     assert!(answer.contains("blocked"), "{answer}");
-    assert!(answer.contains("Deleting a note needs the user's confirmation."), "{answer}");
+    assert!(
+        answer.contains("Deleting a note needs the user's confirmation."),
+        "{answer}"
+    );
     let details = &result.meta.as_ref().expect("the refusal's details")[REFUSAL_META_KEY];
     assert_eq!(details["verdict"], "blocked");
-    assert_eq!(details["reasoning"], "Deleting a note needs the user's confirmation.");
+    assert_eq!(
+        details["reasoning"],
+        "Deleting a note needs the user's confirmation."
+    );
     assert!(!details["action_check_id"].as_str().unwrap().is_empty());
-    assert!(notes.ran().is_empty(), "the blocked tool ran: {:?}", notes.ran());
+    assert!(
+        notes.ran().is_empty(),
+        "the blocked tool ran: {:?}",
+        notes.ran()
+    );
     let checks = checks(&mock);
     assert_eq!(checks.len(), 1);
     assert_eq!(trace_of(&checks[0]), trace.trace_id().to_string());
@@ -139,7 +157,11 @@ async fn calls_without_a_trace_share_one_run_the_server_registers_for_its_sessio
     let traces: Vec<Option<Trace>> = notes.ran().iter().map(|ran| ran.trace).collect();
     assert_eq!(traces, vec![Some(session); 3]);
     let events = events(&mock, "tool", 3).await;
-    assert!(events.iter().all(|event| trace_of(event) == session.trace_id().to_string()));
+    assert!(
+        events
+            .iter()
+            .all(|event| trace_of(event) == session.trace_id().to_string())
+    );
 }
 
 #[tokio::test]
@@ -151,7 +173,10 @@ async fn concurrent_first_calls_wait_for_one_registration() {
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..6 {
         let peer = peer.clone();
-        calls.spawn(async move { peer.call_tool(note_call("read_note", &format!("n{i}"))).await });
+        calls.spawn(async move {
+            peer.call_tool(note_call("read_note", &format!("n{i}")))
+                .await
+        });
     }
     while let Some(result) = calls.join_next().await {
         assert_eq!(result.unwrap().unwrap().is_error, Some(false));
@@ -176,7 +201,10 @@ async fn each_session_registers_a_run_of_its_own() {
     let second_run = second_server.service().session_trace().unwrap();
     assert_ne!(first_run.trace_id(), second_run.trace_id());
     let traces: Vec<String> = checks(&mock).iter().map(trace_of).collect();
-    let (a, b) = (first_run.trace_id().to_string(), second_run.trace_id().to_string());
+    let (a, b) = (
+        first_run.trace_id().to_string(),
+        second_run.trace_id().to_string(),
+    );
     assert_eq!(traces, vec![a.clone(), b, a]);
 }
 
@@ -197,8 +225,14 @@ async fn the_agent_id_and_system_prompt_of_the_servers_runs_can_be_set() {
         registrations[0].body["agent_id"],
         AgentId::from_name("notes-prod").unwrap().to_string()
     );
-    assert_eq!(registrations[0].body["system_prompt"], "A tool server for the user's notes.");
-    assert!(Guard::new().agent_id("  ").is_err(), "an empty agent id is refused");
+    assert_eq!(
+        registrations[0].body["system_prompt"],
+        "A tool server for the user's notes."
+    );
+    assert!(
+        Guard::new().agent_id("  ").is_err(),
+        "an empty agent id is refused"
+    );
 }
 
 #[tokio::test]
@@ -218,7 +252,10 @@ async fn a_malformed_trace_in_meta_counts_as_none() {
     let trace_hex = traceparent.split('-').nth(1).unwrap().to_owned();
     let spoiled: Vec<(&str, Value)> = vec![
         ("numbers", json!({ "traceparent": 7, "baggage": 8 })),
-        ("garbage", json!({ "traceparent": "garbage", "baggage": "%%%" })),
+        (
+            "garbage",
+            json!({ "traceparent": "garbage", "baggage": "%%%" }),
+        ),
         ("no baggage", json!({ "traceparent": traceparent })),
         ("no traceparent", json!({ "baggage": baggage })),
         (
@@ -237,7 +274,10 @@ async fn a_malformed_trace_in_meta_counts_as_none() {
             "100 KB of baggage",
             json!({ "traceparent": traceparent, "baggage": format!("{baggage},{}", "k=v,".repeat(25_000)) }),
         ),
-        ("other keys only", json!({ "progressToken": "p1", "vendor/x": { "a": 1 } })),
+        (
+            "other keys only",
+            json!({ "progressToken": "p1", "vendor/x": { "a": 1 } }),
+        ),
     ];
     for (case, meta) in &spoiled {
         let mut call = note_call("read_note", case);
@@ -274,7 +314,11 @@ fn listed_tool(name: &'static str, description: &'static str) -> Tool {
         "properties": { "amount_cents": { "type": "integer", "minimum": 0 } },
         "required": ["amount_cents"]
     });
-    Tool::new(name, description, Arc::new(schema.as_object().unwrap().clone()))
+    Tool::new(
+        name,
+        description,
+        Arc::new(schema.as_object().unwrap().clone()),
+    )
 }
 
 impl ServerHandler for Listed {
@@ -289,10 +333,15 @@ impl ServerHandler for Listed {
     ) -> Result<ListToolsResult, McpError> {
         self.list_calls.fetch_add(1, Ordering::SeqCst);
         let mut page = match request.and_then(|r| r.cursor) {
-            None => ListToolsResult::with_all_items(vec![listed_tool("refund", "Refund a payment.")]),
-            Some(cursor) if cursor == "page-2" => ListToolsResult::with_all_items(vec![
-                listed_tool("transfer", "Move money between two accounts."),
-            ]),
+            None => {
+                ListToolsResult::with_all_items(vec![listed_tool("refund", "Refund a payment.")])
+            }
+            Some(cursor) if cursor == "page-2" => {
+                ListToolsResult::with_all_items(vec![listed_tool(
+                    "transfer",
+                    "Move money between two accounts.",
+                )])
+            }
             Some(other) => return Err(McpError::invalid_params(format!("cursor {other}"), None)),
         };
         if page.tools[0].name == "refund" {
@@ -309,7 +358,9 @@ impl ServerHandler for Listed {
         self.ran.lock().unwrap().push(request.name.to_string());
         match request.name.as_ref() {
             "explode" => Err(McpError::internal_error("the tool broke", None)),
-            name => Ok(CallToolResult::success(vec![ContentBlock::text(format!("{name} done"))]).into()),
+            name => Ok(
+                CallToolResult::success(vec![ContentBlock::text(format!("{name} done"))]).into(),
+            ),
         }
     }
 }
@@ -341,7 +392,10 @@ async fn a_server_without_get_tool_is_checked_with_the_schema_it_lists() {
             "required": ["amount_cents"]
         })
     );
-    assert_eq!(document(&checks[1], "content"), json!({ "amount_cents": 200 }));
+    assert_eq!(
+        document(&checks[1], "content"),
+        json!({ "amount_cents": 200 })
+    );
     // Both pages were read once; the second call used what the first one listed.
     assert_eq!(listed.list_calls.load(Ordering::SeqCst), 2);
     assert_eq!(*listed.ran.lock().unwrap(), ["transfer", "transfer"]);
@@ -354,7 +408,10 @@ async fn a_tool_the_server_does_not_list_is_checked_all_the_same() {
     let listed = Listed::default();
     let (peer, _server) = connect(Guard::new().client(mock.client()).wrap(listed.clone())).await;
 
-    let result = peer.call_tool(CallToolRequestParams::new("hidden")).await.unwrap();
+    let result = peer
+        .call_tool(CallToolRequestParams::new("hidden"))
+        .await
+        .unwrap();
     assert_eq!(result.is_error, Some(true));
     assert!(text(&result).contains("Unknown tools are not allowed."));
     assert!(listed.ran.lock().unwrap().is_empty());
@@ -373,7 +430,10 @@ async fn a_tool_that_fails_is_recorded_as_failed() {
     let listed = Listed::default();
     let (peer, server) = connect(Guard::new().client(mock.client()).wrap(listed.clone())).await;
 
-    let error = peer.call_tool(CallToolRequestParams::new("explode")).await.unwrap_err();
+    let error = peer
+        .call_tool(CallToolRequestParams::new("explode"))
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("the tool broke"), "{error}");
 
     let events = events(&mock, "tool", 1).await;

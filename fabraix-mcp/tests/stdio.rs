@@ -10,9 +10,9 @@ use common::*;
 use fabraix::AgentId;
 use fabraix::testing::{Endpoint, MockServer};
 use fabraix_mcp::inject_trace;
+use rmcp::ServiceExt;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::ServiceExt;
 use tokio::process::Command;
 
 async fn start_notes_server(mock: &MockServer, audit: &Path) -> RunningService<RoleClient, ()> {
@@ -32,7 +32,10 @@ async fn start_notes_server(mock: &MockServer, audit: &Path) -> RunningService<R
 #[tokio::test]
 async fn notes_server_checks_every_call_in_the_callers_run_or_its_own() {
     let mock = MockServer::start().await.unwrap();
-    mock.block_action("delete_note", "Deleting notes needs the user's confirmation.");
+    mock.block_action(
+        "delete_note",
+        "Deleting notes needs the user's confirmation.",
+    );
     let trace = caller_run(&mock.client()).await;
     let audit = scratch_file("audit");
     let peer = start_notes_server(&mock, &audit).await;
@@ -47,20 +50,32 @@ async fn notes_server_checks_every_call_in_the_callers_run_or_its_own() {
         inject_trace(&mut call, &trace);
         call
     };
-    let read = peer.call_tool(traced("read_note", "groceries")).await.unwrap();
+    let read = peer
+        .call_tool(traced("read_note", "groceries"))
+        .await
+        .unwrap();
     assert_eq!(read.is_error, Some(false), "{read:?}");
     assert_eq!(text(&read), "oat milk, lemons, rye bread");
     let delete = peer.call_tool(traced("delete_note", "todo")).await.unwrap();
     assert_eq!(delete.is_error, Some(true));
     assert!(text(&delete).contains("Deleting notes needs the user's confirmation."));
-    let untraced_read = peer.call_tool(note_call("read_note", "todo")).await.unwrap();
+    let untraced_read = peer
+        .call_tool(note_call("read_note", "todo"))
+        .await
+        .unwrap();
     assert_eq!(untraced_read.is_error, Some(false));
-    let untraced_delete = peer.call_tool(note_call("delete_note", "passwords")).await.unwrap();
+    let untraced_delete = peer
+        .call_tool(note_call("delete_note", "passwords"))
+        .await
+        .unwrap();
     assert_eq!(untraced_delete.is_error, Some(true));
     peer.cancel().await.unwrap();
 
     // Only the approved tools ran.
-    assert_eq!(audit_lines(&audit), ["read_note groceries", "read_note todo"]);
+    assert_eq!(
+        audit_lines(&audit),
+        ["read_note groceries", "read_note todo"]
+    );
 
     // Two checks in the caller's run, two in the run the server registered for itself.
     let registrations = mock.requests_to(Endpoint::RegisterAgentRun);
@@ -104,7 +119,11 @@ async fn notes_server_runs_no_tool_while_fabraix_is_unreachable() {
     for call in [traced, note_call("read_note", "groceries")] {
         let result = peer.call_tool(call).await.unwrap();
         assert_eq!(result.is_error, Some(true));
-        assert!(text(&result).contains("could not check"), "{}", text(&result));
+        assert!(
+            text(&result).contains("could not check"),
+            "{}",
+            text(&result)
+        );
     }
     peer.cancel().await.unwrap();
 

@@ -27,8 +27,11 @@ impl Mailer {
     /// Mail a note to its owner.
     #[tool]
     async fn mail_note(&self, Parameters(note): Parameters<NoteName>) -> String {
-        fabraix::log_event(Event::text(EventType::Memory, format!("mailing {}", note.name)))
-            .expect("a run is current in the tool");
+        fabraix::log_event(Event::text(
+            EventType::Memory,
+            format!("mailing {}", note.name),
+        ))
+        .expect("a run is current in the tool");
         match send_email(format!("{}@example.com", note.name)).await {
             Ok(sent) => sent,
             Err(error) => format!("not sent: {error}"),
@@ -44,7 +47,9 @@ async fn the_tool_logs_and_checks_in_the_callers_run_through_the_global_client()
     let mock = MockServer::start().await.unwrap();
     fabraix::init(mock.client()).unwrap();
     let trace = caller_run(&mock.client()).await;
-    let mailer = Mailer { tool_router: Mailer::tool_router() };
+    let mailer = Mailer {
+        tool_router: Mailer::tool_router(),
+    };
     let (peer, _server) = connect(fabraix_mcp::guard(mailer)).await;
 
     let mut call = note_call("mail_note", "ada");
@@ -56,12 +61,23 @@ async fn the_tool_logs_and_checks_in_the_callers_run_through_the_global_client()
     let checks = checks(&mock);
     let actions: Vec<String> = checks.iter().map(checked_action).collect();
     assert_eq!(actions, ["mail_note", "send_email"]);
-    assert!(checks.iter().all(|c| trace_of(c) == trace.trace_id().to_string()));
+    assert!(
+        checks
+            .iter()
+            .all(|c| trace_of(c) == trace.trace_id().to_string())
+    );
     // The tool's `memory` event, and the `tool` events of both, all in the caller's run.
     let memory = events(&mock, "memory", 1).await;
     assert_eq!(trace_of(&memory[0]), trace.trace_id().to_string());
-    assert_eq!(document(&memory[0], "content"), serde_json::json!({ "text": "mailing ada" }));
+    assert_eq!(
+        document(&memory[0], "content"),
+        serde_json::json!({ "text": "mailing ada" })
+    );
     let tools = events(&mock, "tool", 2).await;
-    assert!(tools.iter().all(|e| trace_of(e) == trace.trace_id().to_string()));
+    assert!(
+        tools
+            .iter()
+            .all(|e| trace_of(e) == trace.trace_id().to_string())
+    );
     assert_eq!(mock.requests_to(Endpoint::RegisterAgentRun).len(), 1);
 }

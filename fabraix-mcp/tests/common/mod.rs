@@ -137,7 +137,10 @@ pub fn text(result: &CallToolResult) -> String {
 /// Registers a run of the calling agent on `server`: the trace the agent sends along.
 pub async fn caller_run(client: &Client) -> Trace {
     client
-        .register_agent_run(AgentId::from_name("caller-agent").unwrap(), "You call tools.")
+        .register_agent_run(
+            AgentId::from_name("caller-agent").unwrap(),
+            "You call tools.",
+        )
         .await
         .expect("the caller's run registers")
 }
