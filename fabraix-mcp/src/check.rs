@@ -75,13 +75,16 @@ impl<S: ServerHandler> Guarded<S> {
         })
     }
 
-    /// The caller's trace: rmcp moves a request's `_meta` into its context; the params'
-    /// own `_meta` is read too, for handlers called some other way.
+    /// The caller's trace, if the guard trusts it: rmcp moves a request's `_meta` into its
+    /// context; the params' own `_meta` is read too, for handlers called some other way.
     fn inbound_trace(
         &self,
         request: &CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Option<Trace> {
+        if !self.guard.trusts(context) {
+            return None;
+        }
         extract_trace(&context.meta).or_else(|| request.meta.as_ref().and_then(extract_trace))
     }
 }

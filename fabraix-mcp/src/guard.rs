@@ -2,10 +2,12 @@
 //! apart from any one server so that it can guard one session after another.
 
 use std::fmt;
+use std::sync::Arc;
 
 use fabraix::{AgentId, Client, Error, IntoAgentId};
 use rmcp::ServerHandler;
 use rmcp::model::ServerConfig;
+use rmcp::service::{RequestContext, RoleServer};
 
 use crate::guarded::Guarded;
 
@@ -53,7 +55,10 @@ pub struct Guard {
     client: Option<Client>,
     agent_id: Option<AgentId>,
     system_prompt: Option<String>,
+    trust: Option<TrustPredicate>,
 }
+
+type TrustPredicate = Arc<dyn Fn(&RequestContext<RoleServer>) -> bool + Send + Sync>;
 
 impl Guard {
     /// The default settings: see [`guard`].
@@ -87,6 +92,33 @@ impl Guard {
         self
     }
 
+    /// Accepts the trace in a request's `_meta` only when `trusted` says so; other requests
+    /// run in the server's own run for the session, as if they carried none. By default
+    /// every caller's trace is accepted.
+    ///
+    /// A trace in `_meta` is the caller's claim: Fabraix accepts checks and events only for
+    /// runs of the organisation whose key the server uses, but within it a caller can name
+    /// any run it knows the id of. `trusted` sees the whole request context: the client's
+    /// `initialize` info through `context.peer`, and, over streamable HTTP, the HTTP
+    /// request's parts in `context.extensions` (headers, an authenticated identity).
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Notes;
+    /// # impl rmcp::ServerHandler for Notes {}
+    /// // The name a client gives itself is only a claim too: where the transport
+    /// // authenticates callers, decide on that identity instead.
+    /// let guard = fabraix_mcp::Guard::new()
+    ///     .trust(|context| context.client_info().is_some_and(|client| client.name == "our-agent"));
+    /// let _guarded = guard.wrap(Notes);
+    /// ```
+    pub fn trust(
+        mut self,
+        trusted: impl Fn(&RequestContext<RoleServer>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.trust = Some(Arc::new(trusted));
+        self
+    }
+
     /// Guards `server` with these settings.
     pub fn wrap<S: ServerHandler>(&self, server: S) -> Guarded<S> {
         Guarded::new(server, self.clone())
@@ -98,6 +130,11 @@ impl Guard {
             Some(client) => Ok(client.clone()),
             None => fabraix::global_client().cloned(),
         }
+    }
+
+    /// Whether the trace a request carries may be used.
+    pub(crate) fn trusts(&self, context: &RequestContext<RoleServer>) -> bool {
+        self.trust.as_ref().is_none_or(|trusted| trusted(context))
     }
 
     /// The agent id and system prompt of a run registered for `server`'s session.
@@ -133,6 +170,7 @@ impl fmt::Debug for Guard {
             .field("client", &self.client)
             .field("agent_id", &self.agent_id)
             .field("has_system_prompt", &self.system_prompt.is_some())
+            .field("trusts_every_caller", &self.trust.is_none())
             .finish()
     }
 }

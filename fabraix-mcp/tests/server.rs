@@ -444,3 +444,47 @@ async fn a_tool_that_fails_is_recorded_as_failed() {
     assert_eq!(record["succeeded"], false);
     assert_eq!(record["result"]["error"]["message"], "the tool broke");
 }
+
+#[tokio::test]
+async fn only_traces_from_callers_the_guard_trusts_are_used() {
+    let mock = MockServer::start().await.unwrap();
+    let client = mock.client();
+    let trace = caller_run(&client).await;
+    // The name the test's rmcp client gives itself in `initialize`.
+    let our_name = rmcp::ClientHandler::get_info(&()).client_info.name;
+    let trusting = |name: String| {
+        Guard::new()
+            .client(client.clone())
+            .trust(move |context| context.client_info().is_some_and(|c| c.name == name))
+    };
+    let traced = || {
+        let mut call = note_call("read_note", "a");
+        inject_trace(&mut call, &trace);
+        call
+    };
+
+    let trusted = Notes::default();
+    let (peer, server) = connect(trusting(our_name).wrap(trusted.clone())).await;
+    assert_eq!(
+        peer.call_tool(traced()).await.unwrap().is_error,
+        Some(false)
+    );
+    assert_eq!(trusted.ran()[0].trace, Some(trace));
+    assert_eq!(server.service().session_trace(), None);
+
+    // Another name: the call runs in the server's own run, never the caller's.
+    let distrusted = Notes::default();
+    let (peer, server) = connect(trusting("someone-else".into()).wrap(distrusted.clone())).await;
+    assert_eq!(
+        peer.call_tool(traced()).await.unwrap().is_error,
+        Some(false)
+    );
+    let session = server.service().session_trace().expect("the session's run");
+    assert_ne!(session.trace_id(), trace.trace_id());
+    assert_eq!(distrusted.ran()[0].trace, Some(session));
+    let traces: Vec<String> = checks(&mock).iter().map(trace_of).collect();
+    assert_eq!(
+        traces,
+        [trace.trace_id().to_string(), session.trace_id().to_string()]
+    );
+}
