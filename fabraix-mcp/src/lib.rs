@@ -91,8 +91,10 @@
 //!
 //! A trace in `_meta` is the caller's claim. Fabraix accepts checks and events only for
 //! runs of the organisation whose key the server uses, so a caller can at most act in a
-//! run of that organisation; serve a guarded server only to callers you would let act in
-//! your runs.
+//! run of that organisation that it knows the id of. [`Guard::trust`] accepts traces
+//! only from the callers it approves of; the others' calls run in the server's own run.
+//! Either way every call is checked: a caller's trace changes the run a call is checked
+//! in, never whether it is.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
