@@ -177,6 +177,54 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Across processes
+//!
+//! A tool server, a retrieval service or a worker on another machine can act in the
+//! caller's run. [`propagation`] carries the run over HTTP as W3C Trace Context: a
+//! `traceparent` whose trace id is the Fabraix trace id (so OpenTelemetry reads it as its
+//! own) and `baggage` members `fabraix.agent_id` and `fabraix.registered_at`. The caller
+//! sends [`propagation::current_headers`] (or puts [`propagation::PropagateLayer`] on a
+//! tower client); the server puts [`propagation::TraceLayer`] (feature `tower`) in front
+//! of its handlers, which then log and check in the caller's run, through the server's
+//! own client. No second run is registered. An inbound trace is the caller's claim: see
+//! [Trust](propagation#trust) for accepting it only from callers you trust.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # let client = server.client();
+//! use fabraix::propagation::{self, TraceLayer};
+//!
+//! // The tool service (usually another process, whose client comes from the environment).
+//! async fn lookup() -> String {
+//!     fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up")).unwrap();
+//!     fabraix::current_trace().unwrap().to_string()
+//! }
+//! let app = axum::Router::new()
+//!     .route("/lookup", axum::routing::post(lookup))
+//!     .layer(TraceLayer::new().client(client.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}/lookup", listener.local_addr()?);
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // The agent.
+//! #[fabraix::agent(id = "orders-agent", system_prompt = "You look orders up.", client = client)]
+//! async fn agent(client: &fabraix::Client, url: &str) -> reqwest::Result<()> {
+//!     let response = reqwest::Client::new()
+//!         .post(url)
+//!         .headers(propagation::current_headers())
+//!         .send()
+//!         .await?;
+//!     let run = fabraix::current_trace().unwrap().to_string();
+//!     assert_eq!(response.text().await?, run); // the service acted in this run
+//!     Ok(())
+//! }
+//! agent(&client, &url).await?;
+//! # assert_eq!(server.requests_to(fabraix::testing::Endpoint::RegisterAgentRun).len(), 1);
+//! # Ok(()) }
+//! ```
+//!
 //! # Configuration
 //!
 //! | variable | meaning | default |
@@ -197,6 +245,8 @@
 //! - `tracing` (default): each run is a `fabraix.agent_run` span (fields `agent_id`,
 //!   `trace_id`) around the body, so log lines inside a run carry its ids.
 //! - `testing`: [`testing::MockServer`].
+//! - `tower`: [`propagation::TraceLayer`] and [`propagation::PropagateLayer`], tower
+//!   layers that carry a run across processes.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -9,6 +9,8 @@
 //! value          = *baggage-octet      ; percent-encoded UTF-8 beyond these
 //! ```
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use percent_encoding::percent_decode_str;
 use uuid::Uuid;
@@ -143,7 +145,7 @@ fn parse_pair(text: &str) -> Option<(&str, Option<&str>)> {
     Some((key, value))
 }
 
-fn decode_value(raw: &str) -> Option<String> {
+fn decode_value(raw: &str) -> Option<Cow<'_, str>> {
     // A `%` not followed by two hex digits is malformed, not a literal `%`.
     let bytes = raw.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
@@ -154,10 +156,7 @@ fn decode_value(raw: &str) -> Option<String> {
             return None;
         }
     }
-    percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(|text| text.into_owned())
+    percent_decode_str(raw).decode_utf8().ok()
 }
 
 /// A UUID in its hyphenated form; the other forms `uuid` accepts are not this format.

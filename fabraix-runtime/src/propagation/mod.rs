@@ -81,10 +81,20 @@
 
 mod baggage;
 mod carrier;
+#[cfg(feature = "tower")]
+mod propagate_layer;
+#[cfg(feature = "tower")]
+mod trace_layer;
 mod traceparent;
 
 pub use baggage::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
 pub use carrier::{Extractor, Injector};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use propagate_layer::{Propagate, PropagateLayer};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use trace_layer::{TraceFuture, TraceLayer, TraceService, Trust, TrustAll};
 
 use crate::context::current_trace;
 use crate::trace::Trace;

@@ -1,5 +1,7 @@
 //! The `traceparent` header: `00-<trace id>-<parent id>-<flags>`, W3C Trace Context level 1.
 
+use std::cell::Cell;
+
 use uuid::Uuid;
 
 use crate::ids::TraceId;
@@ -67,14 +69,28 @@ fn lower_hex(field: &str, len: usize) -> Option<u128> {
     u128::from_str_radix(field, 16).ok()
 }
 
-/// 64 random bits, never all zero. A v4 UUID has 122 random bits; folding its halves
-/// together gives 64 random bits.
+/// 64 random bits, never all zero: splitmix64 over a per-thread state seeded once from the
+/// system's randomness (a v4 UUID), so a hop costs no system call. A parent id only has to
+/// be unique, not secret.
 fn random_parent_id() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let bits = Uuid::new_v4().as_u128();
+            (bits >> 64) as u64 ^ bits as u64
+        });
+    }
     loop {
-        let bits = Uuid::new_v4().as_u128();
-        let id = (bits >> 64) as u64 ^ bits as u64;
-        if id != 0 {
-            return id;
+        let state = STATE.with(|s| {
+            let next = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            s.set(next);
+            next
+        });
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z != 0 {
+            return z;
         }
     }
 }
@@ -100,6 +116,18 @@ mod tests {
         let (a, b) = (encode(id).unwrap(), encode(id).unwrap());
         assert_ne!(a[36..52], b[36..52]);
         assert_ne!(&a[36..52], "0000000000000000");
+    }
+
+    #[test]
+    fn parent_ids_differ_within_and_across_threads() {
+        let here: Vec<u64> = (0..1000).map(|_| random_parent_id()).collect();
+        let there: Vec<u64> =
+            std::thread::spawn(|| (0..1000).map(|_| random_parent_id()).collect())
+                .join()
+                .unwrap();
+        let all: std::collections::HashSet<u64> = here.iter().chain(&there).copied().collect();
+        assert_eq!(all.len(), 2000);
+        assert!(!all.contains(&0));
     }
 
     #[test]
