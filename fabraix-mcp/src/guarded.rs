@@ -37,6 +37,11 @@ use crate::session::SessionRun;
 ///      (`isError: true`) whose text carries Fabraix's reasoning, so the model can adapt;
 ///    - no verdict (Fabraix unreachable, an error answer, no run): the tool does not run
 ///      either; the call answers a tool error saying that it could not be checked.
+///
+/// A call sent again with the answers to the server's input requests (MCP's multi-round
+/// tool calls) is a new `tools/call`, checked again. A tool that answers with a task and
+/// goes on working in a task of its own carries the run there itself
+/// ([`fabraix::spawn`]).
 pub struct Guarded<S> {
     pub(crate) inner: S,
     pub(crate) guard: Guard,
