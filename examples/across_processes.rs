@@ -96,13 +96,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|arg| arg == "--tool-service") {
         return Ok(tool_service().await?);
     }
-    let server = common::mock_unless_configured()?;
+    let setup = common::mock_unless_configured()?;
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("--tool-service")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    if let Some(server) = &server {
+    if let Some(server) = &setup.server {
         command
             .env("FABRAIX_BASE_URL", server.url())
             .env("FABRAIX_API_KEY", server.api_key());
@@ -119,6 +119,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(service.stdin.take());
     service.wait()?;
     result?;
-    common::summary(&server);
+    common::summary(&setup.server);
     Ok(())
 }
