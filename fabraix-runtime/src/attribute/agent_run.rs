@@ -179,7 +179,7 @@ impl<F: Future> Future for RunFuture<F> {
             match this.flush_target.take() {
                 Some((client, trace_id)) if client.worth_flushing() => {
                     *this.flushing = Some(Box::pin(async move {
-                        report_flush(client.flush_trace(trace_id).await)
+                        report_flush(trace_id, client.flush_trace(trace_id).await)
                     }));
                     *this.output = Some(output);
                 }
@@ -212,15 +212,16 @@ impl Drop for RunGuard {
         if let Some((client, trace_id)) = self.flush_target.take()
             && client.worth_flushing()
         {
-            report_flush(client.flush_trace_blocking(trace_id));
+            report_flush(trace_id, client.flush_trace_blocking(trace_id));
         }
     }
 }
 
-fn report_flush(flushed: bool) -> bool {
+fn report_flush(trace_id: TraceId, flushed: bool) -> bool {
     if !flushed {
         tracing::warn!(
             target: "fabraix",
+            %trace_id,
             "fabraix events of this run were still queued when the agent fn returned (flush timed out); they stay queued"
         );
     }

@@ -299,7 +299,12 @@ impl Client {
         if queued == 0 {
             return false;
         }
-        let needed = self.inner.api.time_to_send(queued);
+        // With room to spare when the budget is what holds them: the estimate does not
+        // know the network's latency.
+        let needed = match self.inner.api.time_to_send(queued) {
+            Duration::ZERO => Duration::ZERO,
+            needed => needed.mul_f64(1.25).saturating_add(Duration::from_millis(50)),
+        };
         let timeout = self.inner.api.options().flush_timeout;
         if needed > timeout {
             tracing::debug!(
