@@ -444,6 +444,28 @@ impl MockServer {
         self.shared.lock().requests.clone()
     }
 
+    /// Reads the recorded requests in place, without copying them (every request so far,
+    /// in arrival order): for a reader that looks at many of them often. `read` runs with
+    /// the server's records locked: it must be quick and must not call the server.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+    /// use fabraix_runtime::testing::MockServer;
+    /// use fabraix_runtime::AgentId;
+    ///
+    /// let server = MockServer::start().await?;
+    /// server.client().register_agent_run(AgentId::from_name("demo")?, "").await?;
+    /// let answered = server.with_requests(|requests| {
+    ///     requests.iter().filter(|r| r.response.is_some()).count()
+    /// });
+    /// assert_eq!(answered, 1);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub fn with_requests<R>(&self, read: impl FnOnce(&[RecordedRequest]) -> R) -> R {
+        read(&self.shared.lock().requests)
+    }
+
     /// The requests received so far to one endpoint, in arrival order.
     pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
         self.shared
