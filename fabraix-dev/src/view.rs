@@ -277,27 +277,20 @@ fn item(request: &RecordedRequest, at: f64) -> Value {
     item
 }
 
-/// A field that holds a JSON document as a string: the parsed document under `name`, or,
-/// when it is not one, what was sent under `name_raw`.
+/// A field that holds a JSON document as a string: under `name`, the text exactly as sent
+/// (keys in the agent's order, numbers as written), or the JSON of whatever was sent in
+/// its place; under `name_json`, whether it is a JSON document.
 fn put_document(fields: &mut Value, name: &str, sent: Option<&Value>) {
     let Value::Object(fields) = fields else {
         return;
     };
-    let parsed = sent
-        .and_then(Value::as_str)
-        .and_then(|text| serde_json::from_str::<Value>(text).ok());
-    match (parsed, sent) {
-        (Some(document), _) => {
-            fields.insert(name.into(), document);
-        }
-        (None, Some(Value::String(text))) => {
-            fields.insert(format!("{name}_raw"), Value::String(text.clone()));
-        }
-        (None, Some(other)) => {
-            fields.insert(format!("{name}_raw"), Value::String(other.to_string()));
-        }
-        (None, None) => {}
-    }
+    let (text, is_json) = match sent {
+        Some(Value::String(text)) => (text.clone(), serde_json::from_str::<Value>(text).is_ok()),
+        Some(other) => (other.to_string(), false),
+        None => return,
+    };
+    fields.insert(name.into(), Value::String(text));
+    fields.insert(format!("{name}_json"), Value::Bool(is_json));
 }
 
 fn status(request: &RecordedRequest) -> Option<u16> {

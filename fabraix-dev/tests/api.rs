@@ -95,17 +95,17 @@ async fn runs_and_their_timelines_as_json() {
     );
     assert_eq!(timeline[0]["agent_id"], AGENT);
     assert_eq!(timeline[0]["registered_at"], summary["registered_at"]);
-    assert_eq!(timeline[1]["content"], json!({"text": "Close my account."}));
+    // Contents are the text exactly as sent (Python's json.dumps spacing included).
+    assert_eq!(timeline[1]["content"], r#"{"text": "Close my account."}"#);
+    assert_eq!(timeline[1]["content_json"], true);
     assert_eq!(timeline[1]["status"], 200);
     assert!(timeline[1]["event_id"].is_string());
     assert_eq!(timeline[2]["action"], "lookup_account");
     assert_eq!(timeline[2]["description"], "Read an account.");
-    assert_eq!(
-        timeline[2]["arguments"],
-        json!({"email": "ada@example.com"})
-    );
+    assert_eq!(timeline[2]["arguments"], r#"{"email": "ada@example.com"}"#);
+    assert_eq!(timeline[2]["arguments_json"], true);
     assert_eq!(timeline[2]["verdict"]["is_safe"], true);
-    assert_eq!(timeline[3]["content"], json!({"id": 4711, "plan": "pro"}));
+    assert_eq!(timeline[3]["content"], r#"{"id": 4711, "plan": "pro"}"#);
     assert_eq!(timeline[4]["action"], "delete_account");
     assert_eq!(timeline[4]["verdict"]["is_safe"], false);
     assert_eq!(
@@ -120,13 +120,33 @@ async fn runs_and_their_timelines_as_json() {
     assert_eq!(timeline[5]["error"]["code"], "INVALID_SCHEMA");
     assert_eq!(
         timeline[5]["content"],
-        json!({"text": "A colleague will confirm."})
+        r#"{"text": "A colleague will confirm."}"#
     );
     let sequences: Vec<u64> = timeline
         .iter()
         .map(|i| i["sequence"].as_u64().unwrap())
         .collect();
     assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+
+    // What is not a JSON document is shown as sent, and said to be so.
+    let broken = json!({
+        "event_type": "tool",
+        "trace_id": trace,
+        "timestamp": 1_700_000_000.0,
+        "content": "{not json",
+        "schema": "{}",
+    });
+    assert_eq!(post(&dev, "/event", &dev.api_key, &broken).await, 400);
+    let (_, detail) = get_json(&dev.at(&format!("/api/runs/{trace}"))).await;
+    let last = detail["run"]["timeline"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["content"], "{not json");
+    assert_eq!(last["content_json"], false);
+    assert_eq!(last["error"]["code"], "INVALID_CONTENT");
 
     let (status, missing) = get_json(&dev.at(&format!("/api/runs/{}", uuid_like(7)))).await;
     assert_eq!(status, 404, "{missing}");
@@ -214,7 +234,7 @@ async fn the_change_count_long_polls_until_something_happens() {
     let plan = json!({"agent_id": AGENT, "system_prompt": "p", "steps": []});
     let agent = tokio::task::spawn_blocking({
         let (base_url, key) = (dev.base_url.clone(), dev.api_key.clone());
-        move || common::python_agent(&base_url, &key, &plan)
+        move || common::python_agent(&base_url, &key, &plan.to_string())
     });
     let (status, changed) = tokio::time::timeout(WAIT, poll).await.unwrap().unwrap();
     assert_eq!(status, 200);

@@ -71,16 +71,67 @@
   const show = (value) =>
     value === null || value === undefined ? "—" : typeof value === "string" ? value : JSON.stringify(value);
 
-  // A JSON document as a person reads it: a lone {"text": ...} as its text, anything
-  // else pretty-printed.
-  function documentText(value) {
-    if (value && typeof value === "object" && !Array.isArray(value)) {
-      const keys = Object.keys(value);
-      if (keys.length === 1 && keys[0] === "text" && typeof value.text === "string") {
-        return value.text;
+  // A JSON document's text, re-indented token by token: keys stay in the agent's order and
+  // numbers as written (JSON.parse would lose digits past 2^53).
+  function prettyJson(text) {
+    let out = "";
+    let depth = 0;
+    let inString = false;
+    let escaped = false;
+    const newline = () => "\n" + "  ".repeat(depth);
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        out += c;
+        if (escaped) escaped = false;
+        else if (c === "\\") escaped = true;
+        else if (c === '"') inString = false;
+        continue;
+      }
+      if (c === " " || c === "\t" || c === "\n" || c === "\r") continue;
+      if (c === '"') {
+        inString = true;
+        out += c;
+      } else if (c === "{" || c === "[") {
+        const close = c === "{" ? "}" : "]";
+        let j = i + 1;
+        while (j < text.length && " \t\n\r".includes(text[j])) j++;
+        if (text[j] === close) {
+          out += c + close;
+          i = j;
+        } else {
+          depth++;
+          out += c + newline();
+        }
+      } else if (c === "}" || c === "]") {
+        depth--;
+        out += newline() + c;
+      } else if (c === ",") {
+        out += "," + newline();
+      } else if (c === ":") {
+        out += ": ";
+      } else {
+        out += c;
       }
     }
-    return JSON.stringify(value, null, 2);
+    return out;
+  }
+
+  // A JSON document as a person reads it: a lone {"text": ...} as its text, anything
+  // else pretty-printed.
+  function documentText(text) {
+    try {
+      const value = JSON.parse(text);
+      if (value && typeof value === "object" && !Array.isArray(value)) {
+        const keys = Object.keys(value);
+        if (keys.length === 1 && keys[0] === "text" && typeof value.text === "string") {
+          return value.text;
+        }
+      }
+    } catch (error) {
+      return text;
+    }
+    return prettyJson(text);
   }
 
   // A block of text, folded when long; `key` remembers an unfolding across updates.
@@ -119,7 +170,11 @@
     })();
     entries.forEach((entry, index) => {
       let node = existing.get(entry.key);
-      if (!node || node.dataset.sig !== entry.sig) {
+      if (node && node.dataset.sig !== entry.sig && entry.update) {
+        // Same element, new contents: focus and references to it survive.
+        entry.update(node);
+        node.dataset.sig = entry.sig;
+      } else if (!node || node.dataset.sig !== entry.sig) {
         const fresh = entry.build();
         fresh.dataset.key = entry.key;
         fresh.dataset.sig = entry.sig;
@@ -169,7 +224,8 @@
     select.value = state.agent;
   }
 
-  function runRow(run) {
+  // Fills a run's button (new or already in the list) with what the run is now.
+  function fillRun(button, run) {
     const counts = el(
       "span",
       { class: "run-counts" },
@@ -178,15 +234,9 @@
       run.blocked ? el("span", { class: "pill bad", text: `${run.blocked} blocked` }) : null,
       run.rejected ? el("span", { class: "pill warn", text: `${run.rejected} rejected` }) : null,
     );
-    const button = el(
-      "button",
-      {
-        type: "button",
-        class: "run",
-        "data-trace": run.trace_id,
-        "aria-current": run.trace_id === state.open ? "true" : null,
-        title: `Open run ${run.trace_id}`,
-      },
+    if (run.trace_id === state.open) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+    button.replaceChildren(
       el(
         "span",
         { class: "run-line" },
@@ -197,6 +247,16 @@
       el("span", { class: "run-agent mono", text: `agent ${show(run.agent_id)}` }),
       run.system_prompt ? el("span", { class: "run-prompt", text: run.system_prompt }) : null,
     );
+  }
+
+  function runRow(run) {
+    const button = el("button", {
+      type: "button",
+      class: "run",
+      "data-trace": run.trace_id,
+      title: `Open run ${run.trace_id}`,
+    });
+    fillRun(button, run);
     button.addEventListener("click", () => openRun(run.trace_id));
     return el("li", {}, button);
   }
@@ -216,6 +276,7 @@
         key: run.trace_id,
         sig: JSON.stringify([run, run.trace_id === state.open]),
         build: () => runRow(run),
+        update: (node) => fillRun(node.querySelector("button.run"), run),
       })),
     );
   }
@@ -236,18 +297,16 @@
     return el("p", { class: "error-line", text: `${code}${show(item.error.message)}` });
   }
 
-  // The JSON document `item[field]`, or what was sent when it was not one.
+  // The JSON document sent as `item[field]`, or what was sent when it was not one.
   function contentBlock(item, field, label) {
-    const labelled = (text) => (text ? el("span", { class: "label", text }) : null);
-    if (field in item) {
-      return el("div", { class: "field" }, labelled(label),
-        block(documentText(item[field]), `${item.sequence}:${field}`));
+    if (typeof item[field] !== "string") return null;
+    const key = `${item.sequence}:${field}`;
+    if (item[`${field}_json`]) {
+      return el("div", { class: "field" }, label ? el("span", { class: "label", text: label }) : null,
+        block(documentText(item[field]), key));
     }
-    if (`${field}_raw` in item) {
-      return el("div", { class: "field" }, labelled(`${label || "content"} (not JSON)`),
-        block(item[`${field}_raw`], `${item.sequence}:${field}_raw`, "raw"));
-    }
-    return null;
+    return el("div", { class: "field" }, el("span", { class: "label", text: `${label || "content"} (not JSON)` }),
+      block(item[field], key, "raw"));
   }
 
   function timelineItem(item) {

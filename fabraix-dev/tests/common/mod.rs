@@ -95,7 +95,7 @@ impl DevServer {
 
     /// Runs `agent.py` with `plan` against this server; answers what it printed.
     pub fn run_agent(&self, plan: &Value) -> Value {
-        python_agent(&self.base_url, &self.api_key, plan)
+        python_agent(&self.base_url, &self.api_key, &plan.to_string())
     }
 }
 
@@ -118,12 +118,13 @@ impl Drop for DevServer {
     }
 }
 
-/// Runs `tests/agent.py` (Python's urllib, no code of this project) with `plan`.
-pub fn python_agent(base_url: &str, api_key: &str, plan: &Value) -> Value {
+/// Runs `tests/agent.py` (Python's urllib, no code of this project) with `plan` (JSON
+/// text: the agent sends each content's keys in the order written there).
+pub fn python_agent(base_url: &str, api_key: &str, plan: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent.py");
     let output = Command::new("python3")
         .arg(script)
-        .arg(plan.to_string())
+        .arg(plan)
         .env("FABRAIX_BASE_URL", base_url)
         .env("FABRAIX_API_KEY", api_key)
         .stdin(Stdio::null())
