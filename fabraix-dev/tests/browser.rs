@@ -213,12 +213,9 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         .await;
 
         if let Some(path) = std::env::var_os("FABRAIX_DEV_SCREENSHOT") {
+            browser.set_window_size(1440, 1320).await.unwrap();
             browser
-                .execute(
-                    "document.querySelector('#timeline li.blocked').scrollIntoView({block: 'center'}); \
-                     document.activeElement.blur(); return null;",
-                    vec![],
-                )
+                .execute("document.activeElement.blur(); return null;", vec![])
                 .await
                 .unwrap();
             let png = browser.screenshot().await.unwrap();

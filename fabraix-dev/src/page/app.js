@@ -336,7 +336,7 @@
           el(
             "div",
             { class: `verdict ${safe ? "allowed" : "blocked"}`, role: safe ? null : "alert" },
-            el("strong", { class: "verdict-word", text: safe ? "✓ Allowed" : "⛔ BLOCKED" }),
+            el("strong", { class: "verdict-word", text: safe ? "✓ Allowed" : "✖ BLOCKED" }),
             el("span", { class: "reasoning", text: show(item.verdict.reasoning) }),
             el("span", { class: "check-id mono", text: show(item.verdict.action_check_id) }),
           ),
