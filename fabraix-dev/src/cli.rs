@@ -51,7 +51,7 @@ pub enum Command {
 }
 
 /// How to serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Options {
     pub port: u16,
     pub api_key: String,
@@ -59,6 +59,19 @@ pub struct Options {
     pub blocks: Vec<(String, String)>,
     pub keep_runs: usize,
     pub env_file: Option<PathBuf>,
+}
+
+/// Everything but the key, which is printed only where the user asked for it.
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("port", &self.port)
+            .field("api_key", &"[redacted]")
+            .field("blocks", &self.blocks)
+            .field("keep_runs", &self.keep_runs)
+            .field("env_file", &self.env_file)
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -300,6 +313,14 @@ mod tests {
         assert_eq!(parse_words(&["--port", "1", "-h"]), Ok(Command::Help));
         assert_eq!(parse_words(&["--version"]), Ok(Command::Version));
         assert!(HELP.contains("--block NAME=REASON"));
+    }
+
+    #[test]
+    fn debug_output_leaves_the_key_out() {
+        let options = serve(&["--api-key", "sekrit-123"]);
+        let debug = format!("{:?}", Command::Serve(options));
+        assert!(!debug.contains("sekrit-123"), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
     }
 
     #[test]

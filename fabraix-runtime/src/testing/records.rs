@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 use super::{RecordedRequest, State};
 use crate::ids::TraceId;
+use crate::transport::scrub;
 
-/// The answer a [`RecordedRequest`] got.
+/// The answer a [`RecordedRequest`] got. Should it hold the server's key (an injected
+/// fault's body can echo it), the key is recorded as `[redacted]`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RecordedResponse {
@@ -23,11 +25,12 @@ pub struct RecordedResponse {
 }
 
 impl RecordedResponse {
-    pub(super) fn new(status: u16, body: &[u8]) -> Self {
+    pub(super) fn new(status: u16, body: &[u8], api_key: &str) -> Self {
+        let raw_body = scrub(api_key, &String::from_utf8_lossy(body));
         Self {
             status,
-            body: serde_json::from_slice(body).unwrap_or(Value::Null),
-            raw_body: String::from_utf8_lossy(body).into_owned(),
+            body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
+            raw_body,
             answered_at: Instant::now(),
         }
     }

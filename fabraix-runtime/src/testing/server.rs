@@ -294,7 +294,7 @@ async fn handle_api(shared: &Shared, kill: &Notify, request: Request<Incoming>) 
             Err(rejection) => reject(&rejection),
         }
     });
-    let recorded = RecordedResponse::new(answer.status().as_u16(), answer.body());
+    let recorded = RecordedResponse::new(answer.status().as_u16(), answer.body(), &shared.api_key);
     shared.lock().record_answer(sequence, recorded);
     shared.notify();
     answer

@@ -139,6 +139,28 @@ async fn injected_faults_record_what_was_sent_or_nothing() {
 }
 
 #[tokio::test]
+async fn a_key_echoed_in_an_answer_is_recorded_redacted() {
+    let key = "sk-echoed-KEY-777";
+    let server = MockServer::builder().api_key(key).start().await.unwrap();
+    server.fail_next(
+        1,
+        Fault::status(400).body(format!(
+            r#"{{"error":{{"message":"bad key {key}","type":"x","code":"y"}}}}"#
+        )),
+    );
+    let (status, answer) = post(&server, "/v1/register-agent-run", &json!({})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error"]["message"],
+        format!("bad key {key}"),
+        "sent as is"
+    );
+    let recorded = server.requests()[0].response.clone().unwrap();
+    assert_eq!(recorded.body["error"]["message"], "bad key [redacted]");
+    assert!(!format!("{:?}", server.requests()).contains("KEY-777"));
+}
+
+#[tokio::test]
 async fn keep_runs_forgets_the_oldest_runs_and_their_requests() {
     let server = MockServer::builder().keep_runs(2).start().await.unwrap();
     let mut traces = Vec::new();
