@@ -101,9 +101,15 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         let block = format!("delete_account={REASONING}");
         let dev = DevServer::start(&["--block", &block]);
         browser.goto(&dev.page_url).await.unwrap();
-        until(&browser, "the page is live", |p| (p["live"] == "● live").then_some(())).await;
+        until(&browser, "the page is live", |p| {
+            (p["live"] == "● live").then_some(())
+        })
+        .await;
         browser
-            .execute("window.__fabraixDevMarker = 'loaded once'; return null;", vec![])
+            .execute(
+                "window.__fabraixDevMarker = 'loaded once'; return null;",
+                vec![],
+            )
             .await
             .unwrap();
 
@@ -115,7 +121,11 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         .await;
 
         // Open it with the keyboard.
-        row(&browser, &trace).await.send_keys(&Key::Enter).await.unwrap();
+        row(&browser, &trace)
+            .await
+            .send_keys(&Key::Enter)
+            .await
+            .unwrap();
         let page = until(&browser, "its timeline is shown", |p| {
             (p["open"] == trace.as_str() && items(p).len() == 7 && answered(p)).then(|| p.clone())
         })
@@ -136,11 +146,19 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
             .collect();
         assert_eq!(
             kinds,
-            ["register", "event", "event", "check", "event", "check", "event"]
+            [
+                "register", "event", "event", "check", "event", "check", "event"
+            ]
         );
         let contents: Vec<&str> = timeline
             .iter()
-            .filter(|i| i["class"].as_str().unwrap().split(' ').any(|c| c == "event"))
+            .filter(|i| {
+                i["class"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .any(|c| c == "event")
+            })
             .map(|i| i["contents"][0].as_str().unwrap())
             .collect();
         assert_eq!(contents, SUPPORT_CONTENTS);
@@ -150,7 +168,10 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         let allowed_text = allowed["text"].as_str().unwrap();
         assert!(allowed_text.contains("lookup_account"), "{allowed_text}");
         assert!(allowed_text.contains("✓ Allowed"), "{allowed_text}");
-        assert!(allowed_text.contains("\"email\": \"ada@example.com\""), "{allowed_text}");
+        assert!(
+            allowed_text.contains("\"email\": \"ada@example.com\""),
+            "{allowed_text}"
+        );
 
         let blocked = &timeline[5];
         assert!(blocked["class"].as_str().unwrap().contains("blocked"));
@@ -179,7 +200,10 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         })
         .await;
         agents.select_by_value("").await.unwrap();
-        until(&browser, "every run again", |p| (rows(p).len() == 2).then_some(())).await;
+        until(&browser, "every run again", |p| {
+            (rows(p).len() == 2).then_some(())
+        })
+        .await;
 
         // Filter by event type: only checks, and only the runs that made some.
         let types = browser.find(Locator::Id("type-filter")).await.unwrap();
@@ -188,25 +212,52 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
             (items(p).len() == 2 && rows(p) == [trace.as_str()]).then(|| p.clone())
         })
         .await;
-        assert!(items(&page).iter().all(|i| i["class"].as_str().unwrap().contains("check")));
+        assert!(
+            items(&page)
+                .iter()
+                .all(|i| i["class"].as_str().unwrap().contains("check"))
+        );
         types.select_by_value("tool").await.unwrap();
-        let page = until(&browser, "only tool events", |p| (items(p).len() == 1).then(|| p.clone())).await;
+        let page = until(&browser, "only tool events", |p| {
+            (items(p).len() == 1).then(|| p.clone())
+        })
+        .await;
         assert_eq!(items(&page)[0]["contents"][0], SUPPORT_CONTENTS[2]);
         types.select_by_value("").await.unwrap();
-        until(&browser, "the whole timeline", |p| (items(p).len() == 7).then_some(())).await;
+        until(&browser, "the whole timeline", |p| {
+            (items(p).len() == 7).then_some(())
+        })
+        .await;
 
         // The keyboard: Escape closes the run, arrows move between runs with a visible
         // focus, Enter opens.
-        row(&browser, &trace).await.send_keys(&Key::Escape).await.unwrap();
-        until(&browser, "the run is closed", |p| p["open"].is_null().then_some(())).await;
-        row(&browser, &later).await.send_keys(&Key::Down).await.unwrap();
+        row(&browser, &trace)
+            .await
+            .send_keys(&Key::Escape)
+            .await
+            .unwrap();
+        until(&browser, "the run is closed", |p| {
+            p["open"].is_null().then_some(())
+        })
+        .await;
+        row(&browser, &later)
+            .await
+            .send_keys(&Key::Down)
+            .await
+            .unwrap();
         let page = until(&browser, "focus moved down", |p| {
             (p["active"] == trace.as_str()).then(|| p.clone())
         })
         .await;
         assert_eq!(page["activeFocusVisible"], true);
         assert_ne!(page["activeOutline"], "none");
-        browser.active_element().await.unwrap().send_keys(&Key::Enter).await.unwrap();
+        browser
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&Key::Enter)
+            .await
+            .unwrap();
         until(&browser, "Enter opened it", |p| {
             (p["open"] == trace.as_str() && items(p).len() == 7).then_some(())
         })
