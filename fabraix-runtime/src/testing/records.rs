@@ -76,7 +76,7 @@ impl State {
         let request = &mut self.requests[index];
         if issued.is_some() && request.path.ends_with("/register-agent-run") {
             request.trace = issued;
-            self.unattached -= 1;
+            self.unattached = self.unattached.saturating_sub(1);
         }
         request.response = Some(response);
         self.changes += 1;
@@ -113,7 +113,7 @@ impl State {
             match self.requests.iter().position(|r| r.trace.is_none()) {
                 Some(index) => {
                     self.requests.remove(index);
-                    self.unattached -= 1;
+                    self.unattached = self.unattached.saturating_sub(1);
                 }
                 None => {
                     self.unattached = 0;
