@@ -147,7 +147,7 @@ fn log_event(c: &mut Criterion) {
                 let events: Vec<Event> = (0..n)
                     .map(|_| Event::text(EventType::ModelOutput, "ok"))
                     .collect();
-                timed += client.sync_scope(trace, || {
+                timed += fabraix::sync_scope(trace, || {
                     let start = Instant::now();
                     for event in events {
                         fabraix::log_event(event).expect("queued");

@@ -50,7 +50,7 @@ fn log_event_per_call() {
         .register_agent_run_blocking("bench", "p")
         .expect("registered");
     let mut times = Vec::with_capacity(CALLS);
-    client.sync_scope(trace, || {
+    fabraix::sync_scope(trace, || {
         for batch in 0..CALLS / 1_000 {
             let events: Vec<fabraix::Event> = (0..1_000)
                 .map(|_| fabraix::Event::text(fabraix::EventType::ModelOutput, "ok"))

@@ -105,7 +105,7 @@ async fn events_per_second() {
     for i in 0..sequential {
         let trace = &traces[i % TRACES];
         client
-            .log_event(trace.trace_id(), &Event::text(EventType::ModelOutput, "ok"))
+            .send_event(trace.trace_id(), &Event::text(EventType::ModelOutput, "ok"))
             .await
             .expect("sent");
     }

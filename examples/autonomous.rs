@@ -90,14 +90,14 @@ async fn autopilot() -> Result<(), ToolError> {
 
 #[tokio::main]
 async fn main() -> Result<(), ToolError> {
-    let server = common::mock_unless_configured()?;
-    if let Some(server) = &server {
+    let setup = common::mock_unless_configured()?;
+    if let Some(server) = &setup.server {
         server.block_action(
             "delete_records",
             "Deleting customer records contradicts the instruction never to destroy data.",
         );
     }
     autopilot().await?;
-    common::summary(&server);
+    common::summary(&setup.server);
     Ok(())
 }

@@ -43,8 +43,8 @@ async fn converse(turns: &[&str]) -> Result<Vec<String>, fabraix::Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), fabraix::Error> {
-    let server = common::mock_unless_configured()?;
+    let setup = common::mock_unless_configured()?;
     converse(&["Where is my order?", "And if I want a refund?", "Thanks!"]).await?;
-    common::summary(&server);
+    common::summary(&setup.server);
     Ok(())
 }

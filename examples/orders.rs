@@ -58,7 +58,7 @@ fn process(order: &Order, warehouse: &str) -> Result<bool, fabraix::Error> {
 }
 
 fn main() -> Result<(), fabraix::Error> {
-    let server = common::mock_unless_configured()?;
+    let setup = common::mock_unless_configured()?;
     let orders = [
         Order {
             id: 1,
@@ -79,6 +79,6 @@ fn main() -> Result<(), fabraix::Error> {
     for order in &orders {
         process(order, "north-1")?;
     }
-    common::summary(&server);
+    common::summary(&setup.server);
     Ok(())
 }

@@ -27,8 +27,8 @@ async fn answer(question: &str) -> Result<String, fabraix::Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), fabraix::Error> {
-    // Keep the server alive until the end of `main`.
-    let _server = match std::env::var_os("FABRAIX_API_KEY") {
+    // Offline, an in-process MockServer stands in for the API (alive until `main` ends).
+    let server = match std::env::var_os("FABRAIX_API_KEY") {
         Some(_) => None,
         None => {
             let server = MockServer::start().await?;
@@ -36,10 +36,16 @@ async fn main() -> Result<(), fabraix::Error> {
                 "FABRAIX_API_KEY is not set: using an in-process MockServer at {}",
                 server.url()
             );
-            fabraix::init(server.client())?;
             Some(server)
         }
     };
+    let client = match &server {
+        Some(server) => server.client(),
+        None => fabraix::Client::from_env()?,
+    };
+    // Keep the guard until `main` ends: it sends the events still queued before the
+    // process exits (within a bound, even while the key's rate limit slows them down).
+    let _fabraix = fabraix::init(client)?;
     let reply = answer("What is Fabraix?").await?;
     println!("reply:         {reply}");
     Ok(())

@@ -70,9 +70,18 @@
 //!
 //! [`current_trace`] reads the innermost run anywhere below the agent fn, in async or sync
 //! code. A bare `tokio::spawn` does not inherit it (the attribute warns when it sees one in
-//! the body); carry it with [`spawn`], [`spawn_blocking`],
-//! [`TraceFutureExt::in_current_trace`], [`current_run`] (the whole run, client included,
-//! for a thread or another runtime), or [`scope`] / [`sync_scope`] with a bare [`Trace`]:
+//! the body). One way for each place work can go:
+//!
+//! | where the work goes | what to use |
+//! |---|---|
+//! | a new tokio task | [`spawn`] |
+//! | tokio's blocking pool | [`spawn_blocking`] |
+//! | any other spawner or executor (`JoinSet`, `FuturesUnordered`, …) | [`TraceFutureExt::in_current_trace`] |
+//! | a thread, another runtime, a work queue: the whole run, also one without a trace | [`current_run`], then [`RunContext::scope`] / [`RunContext::sync_scope`] there |
+//! | a [`Trace`] you hold (read from another process, registered by hand) | [`scope`] / [`sync_scope`] |
+//!
+//! A trace remembers the client that registered it, so its events and checks keep going
+//! through that client wherever it is carried.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -147,7 +156,7 @@
 //!
 //! server.block_action("transfer_funds", "Over the daily limit.");
 //! # let trace = client.register_agent_run(fabraix::AgentId::from_name("a")?, "p").await?;
-//! # client.scope(trace, async {
+//! # fabraix::scope(trace, async {
 //! let refused = transfer_funds("acct-9".into(), 1_000_000).await;
 //! assert!(matches!(refused, Err(fabraix::Error::Blocked { .. })));
 //! # }).await;
@@ -177,6 +186,54 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Across processes
+//!
+//! A tool server, a retrieval service or a worker on another machine can act in the
+//! caller's run. [`propagation`] carries the run over HTTP as W3C Trace Context: a
+//! `traceparent` whose trace id is the Fabraix trace id (so OpenTelemetry reads it as its
+//! own) and `baggage` members `fabraix.agent_id` and `fabraix.registered_at`. The caller
+//! sends [`propagation::current_headers`] (or puts [`propagation::PropagateLayer`] on a
+//! tower client); the server puts [`propagation::TraceLayer`] (feature `tower`) in front
+//! of its handlers, which then log and check in the caller's run, through the server's
+//! own client. No second run is registered. An inbound trace is the caller's claim: see
+//! [Trust](propagation#trust) for accepting it only from callers you trust.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # let client = server.client();
+//! use fabraix::propagation::{self, TraceLayer};
+//!
+//! // The tool service (usually another process, whose client comes from the environment).
+//! async fn lookup() -> String {
+//!     fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up")).unwrap();
+//!     fabraix::current_trace().unwrap().to_string()
+//! }
+//! let app = axum::Router::new()
+//!     .route("/lookup", axum::routing::post(lookup))
+//!     .layer(TraceLayer::new().client(client.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}/lookup", listener.local_addr()?);
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // The agent.
+//! #[fabraix::agent(id = "orders-agent", system_prompt = "You look orders up.", client = client)]
+//! async fn agent(client: &fabraix::Client, url: &str) -> reqwest::Result<()> {
+//!     let response = reqwest::Client::new()
+//!         .post(url)
+//!         .headers(propagation::current_headers())
+//!         .send()
+//!         .await?;
+//!     let run = fabraix::current_trace().unwrap().to_string();
+//!     assert_eq!(response.text().await?, run); // the service acted in this run
+//!     Ok(())
+//! }
+//! agent(&client, &url).await?;
+//! # assert_eq!(server.requests_to(fabraix::testing::Endpoint::RegisterAgentRun).len(), 1);
+//! # Ok(()) }
+//! ```
+//!
 //! # Configuration
 //!
 //! | variable | meaning | default |
@@ -197,17 +254,22 @@
 //! - `tracing` (default): each run is a `fabraix.agent_run` span (fields `agent_id`,
 //!   `trace_id`) around the body, so log lines inside a run carry its ids.
 //! - `testing`: [`testing::MockServer`].
+//! - `tower`: [`propagation::TraceLayer`] and [`propagation::PropagateLayer`], tower
+//!   layers that carry a run across processes.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, IntoAgentId, RunContext, Trace, TraceFutureExt, TraceId, Traced,
-    Verdict, check_action, check_action_blocking, current_run, current_trace, event_stats, flush,
-    flush_blocking, global_client, init, log_event, scope, spawn, spawn_blocking, sync_scope,
+    EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext, Stats, Trace,
+    TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking, current_run,
+    current_trace, event_stats, flush, flush_blocking, global_client, init, log_event, scope,
+    spawn, spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};
+
+pub use fabraix_runtime::propagation;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -218,5 +280,6 @@ pub mod __private {
     pub use fabraix_runtime::__private::*;
 }
 
+#[cfg(any(fuzzing, feature = "__fuzz"))]
 #[doc(hidden)]
 pub use fabraix_runtime::__fuzz;

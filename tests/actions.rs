@@ -53,7 +53,7 @@ async fn in_run<T>(client: &Client, f: impl std::future::Future<Output = T>) -> 
         )
         .await
         .unwrap();
-    let out = client.scope(trace, f).await;
+    let out = fabraix::scope(trace, f).await;
     assert!(client.flush(std::time::Duration::from_secs(10)).await);
     out
 }
@@ -189,9 +189,7 @@ async fn with_the_server_down_the_body_never_runs() {
         .await
         .unwrap();
     server.pause().unwrap();
-    let out = client
-        .scope(trace, send_email("a@example.com".into()))
-        .await;
+    let out = fabraix::scope(trace, send_email("a@example.com".into())).await;
     assert!(matches!(out, Err(Error::Transport { .. })), "{out:?}");
     assert_eq!(RAN.load(Ordering::SeqCst), 0);
 }
@@ -245,14 +243,14 @@ async fn receivers_and_skipped_arguments_never_reach_the_wire() {
         sent: Vec::new(),
     };
     let lock = std::sync::Mutex::new(7);
-    let sent = client.sync_scope(trace, || mailbox.send("bob", "hi", &lock));
+    let sent = fabraix::sync_scope(trace, || mailbox.send("bob", "hi", &lock));
     assert_eq!(sent.unwrap(), 1);
     // A sync action can hand back a borrow taken through `&mut self`.
-    client.sync_scope(trace, || {
+    fabraix::sync_scope(trace, || {
         mailbox.message_mut(0).map(|m| m.push('!')).unwrap()
     });
     assert_eq!(mailbox.sent[0], "bob: hi!");
-    let owner = client.scope(trace, mailbox.owner()).await.unwrap();
+    let owner = fabraix::scope(trace, mailbox.owner()).await.unwrap();
     assert_eq!(owner, "secret-owner-name");
 
     let checks: Vec<_> = server

@@ -270,7 +270,7 @@ fn a_sync_check_blocks_for_the_verdict() {
     let trace = client
         .register_agent_run_blocking(AgentId::from_name("sync-checker").unwrap(), "p")
         .unwrap();
-    let verdict = client.sync_scope(trace, || {
+    let verdict = fabraix::sync_scope(trace, || {
         fabraix::check_action_blocking(&Action::new("delete_account"))
     });
     assert!(!verdict.unwrap().is_safe);

@@ -190,23 +190,20 @@ async fn in_current_trace_outside_a_scope_carries_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_trace_sets_the_given_trace_in_a_task() {
+async fn scope_sets_the_given_trace_in_a_task() {
     let (outer, given) = (new_trace(), new_trace());
     fabraix::scope(outer, async move {
-        let seen = tokio::spawn(
-            async {
-                yield_now().await;
-                current_trace()
-            }
-            .with_trace(given),
-        )
+        let seen = tokio::spawn(fabraix::scope(given, async {
+            yield_now().await;
+            current_trace()
+        }))
         .await
         .unwrap();
         assert_eq!(seen, Some(given));
         assert_eq!(current_trace(), Some(outer));
     })
     .await;
-    let seen = tokio::spawn(async { current_trace() }.with_trace(given))
+    let seen = tokio::spawn(fabraix::scope(given, async { current_trace() }))
         .await
         .unwrap();
     assert_eq!(seen, Some(given));

@@ -336,6 +336,8 @@ fn decode_all(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 fn assert_api_error(status: u16, error: &Error) -> Result<(), TestCaseError> {
     match error {
+        // A 429 is read as the rate limit it is, whatever its body.
+        Error::RateLimited { .. } => prop_assert_eq!(status, 429),
         Error::Api {
             status: s, message, ..
         } => {
@@ -399,8 +401,13 @@ fn valid_check_bodies_decode_to_their_values() {
         let bytes = serde_json::to_vec(&expected.body).unwrap();
         let verdict = __fuzz::check(&bytes).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         prop_assert_eq!(verdict.is_safe, expected.is_safe);
-        prop_assert_eq!(&verdict.reasoning, &expected.reasoning);
-        prop_assert_eq!(&verdict.action_check_id, &expected.action_check_id);
+        // The verdict's words come back as sent, less any key they quote.
+        let without_key = |text: &str| text.replace(KEY, "[redacted]");
+        prop_assert_eq!(&verdict.reasoning, &without_key(&expected.reasoning));
+        prop_assert_eq!(
+            &verdict.action_check_id,
+            &without_key(&expected.action_check_id)
+        );
         prop_assert_eq!(verdict.timestamp, expected.at);
         Ok(())
     });

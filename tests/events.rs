@@ -114,7 +114,7 @@ async fn every_event_type_goes_out_under_its_documented_name() {
         .unwrap();
     for kind in EventType::ALL {
         let receipt = client
-            .log_event(trace.trace_id(), &Event::text(kind, kind.as_str()))
+            .send_event(trace.trace_id(), &Event::text(kind, kind.as_str()))
             .await
             .unwrap();
         assert!(!receipt.event_id.is_nil());
@@ -145,7 +145,7 @@ async fn unknown_trace_is_a_404_api_error() {
     let unknown = fabraix::TraceId::from_uuid(uuid::Uuid::new_v4());
     let err = server
         .client()
-        .log_event(unknown, &Event::text(EventType::User, "hi"))
+        .send_event(unknown, &Event::text(EventType::User, "hi"))
         .await
         .unwrap_err();
     match err {
@@ -312,13 +312,12 @@ async fn an_outage_of_503s_loses_nothing_and_keeps_order() {
         .unwrap();
     server.fail_next(25, Fault::status(503).on(Endpoint::Event));
 
-    client
-        .scope(trace, async {
-            for n in 0..100 {
-                fabraix::log_event(Event::text(EventType::Tool, n.to_string())).unwrap();
-            }
-        })
-        .await;
+    fabraix::scope(trace, async {
+        for n in 0..100 {
+            fabraix::log_event(Event::text(EventType::Tool, n.to_string())).unwrap();
+        }
+    })
+    .await;
     assert!(client.flush(WAIT).await, "flush timed out");
 
     let faulted = server

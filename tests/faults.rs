@@ -93,7 +93,7 @@ impl Call {
                 .await
                 .map(Answer::Trace),
             Call::Event => client
-                .log_event(trace_id, &Event::text(EventType::User, "hello"))
+                .send_event(trace_id, &Event::text(EventType::User, "hello"))
                 .await
                 .map(Answer::Receipt),
             Call::Check => client

@@ -13,7 +13,7 @@ async fn run_on_the_global_client() -> Option<Trace> {
 #[tokio::test]
 async fn init_twice_is_already_initialized_and_the_first_client_stays() {
     let server = MockServer::start().await.unwrap();
-    fabraix::init(server.client()).unwrap();
+    let _fabraix = fabraix::init(server.client()).unwrap();
 
     let other = Client::builder().disabled(true).build().unwrap();
     let err = fabraix::init(other).unwrap_err();

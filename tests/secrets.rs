@@ -143,7 +143,7 @@ impl Call {
             }
             Call::Event => {
                 let event = Event::text(EventType::User, "hello");
-                let outcome = client.log_event(trace_id, &event).await;
+                let outcome = client.send_event(trace_id, &event).await;
                 evidence.outcome(&label, outcome);
             }
             Call::Check => {

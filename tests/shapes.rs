@@ -1822,10 +1822,10 @@ async fn spawns_carry_the_run() {
 
     // Outside the run, a trace can still be carried by hand.
     assert_outside();
-    let with_trace = tokio::spawn(async { current_trace() }.with_trace(own))
+    let scoped = tokio::spawn(fabraix::scope(own, async { current_trace() }))
         .await
         .expect("the task ends");
-    assert_eq!(with_trace, Some(own), "with_trace");
+    assert_eq!(scoped, Some(own), "scope in a task");
     assert_eq!(
         fabraix::scope(own, async { current_trace() }).await,
         Some(own)

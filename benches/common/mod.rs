@@ -19,9 +19,7 @@ pub async fn by_hand(client: &Client) -> Option<Trace> {
         .register_agent_run(agent, "You are a benchmark.")
         .await
         .expect("registered");
-    client
-        .scope(trace, async { black_box(fabraix::current_trace()) })
-        .await
+    fabraix::scope(trace, async { black_box(fabraix::current_trace()) }).await
 }
 
 #[derive(Deserialize)]

@@ -3,20 +3,36 @@
 
 use fabraix::testing::MockServer;
 
-/// Starts a MockServer and makes it the global client, unless `FABRAIX_API_KEY` is set (then
-/// the global client is built from the environment on first use). Keep the returned server
-/// alive for as long as the example runs.
-pub fn mock_unless_configured() -> Result<Option<MockServer>, fabraix::Error> {
-    if std::env::var_os("FABRAIX_API_KEY").is_some() {
-        return Ok(None);
-    }
-    let server = MockServer::start_blocking()?;
-    println!(
-        "FABRAIX_API_KEY is not set: using an in-process MockServer at {}",
-        server.url()
-    );
-    fabraix::init(server.client())?;
-    Ok(Some(server))
+/// What an example keeps alive while it runs: the MockServer, if it uses one, and the
+/// guard that sends the queued events when the example ends (dropped first, while the
+/// server still listens).
+pub struct Setup {
+    pub _fabraix: fabraix::InitGuard,
+    pub server: Option<MockServer>,
+}
+
+/// Installs the global client: from the environment when `FABRAIX_API_KEY` is set, else
+/// pointed at an in-process MockServer it starts.
+pub fn mock_unless_configured() -> Result<Setup, fabraix::Error> {
+    let server = match std::env::var_os("FABRAIX_API_KEY") {
+        Some(_) => None,
+        None => {
+            let server = MockServer::start_blocking()?;
+            println!(
+                "FABRAIX_API_KEY is not set: using an in-process MockServer at {}",
+                server.url()
+            );
+            Some(server)
+        }
+    };
+    let client = match &server {
+        Some(server) => server.client(),
+        None => fabraix::Client::from_env()?,
+    };
+    Ok(Setup {
+        _fabraix: fabraix::init(client)?,
+        server,
+    })
 }
 
 /// In mock mode, a line on what the server received.

@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
+use fabraix::RateLimit;
+
 /// The port served unless `--port` says otherwise: unassigned by IANA and not a common
 /// development server's default.
 pub const DEFAULT_PORT: u16 = 8417;
@@ -33,6 +35,9 @@ OPTIONS:
                           (repeatable)
     --keep-runs N         remember only the last N runs (default 500); older runs'
                           trace ids become unknown (404)
+    --rate-limit SPEC     answer 429 past these sliding windows, written as
+                          FABRAIX_RATE_LIMIT is: 60/min,1000/h, 10/s, 30/6s or off
+                          (default off)
     --env-file PATH       also write the two lines to PATH once serving (removed on exit)
     --print-env           print the two lines for these options and exit
     -h, --help            print this help
@@ -58,6 +63,7 @@ pub struct Options {
     /// `(action name, reasoning)`, in the order given.
     pub blocks: Vec<(String, String)>,
     pub keep_runs: usize,
+    pub rate_limit: RateLimit,
     pub env_file: Option<PathBuf>,
 }
 
@@ -69,6 +75,7 @@ impl fmt::Debug for Options {
             .field("api_key", &"[redacted]")
             .field("blocks", &self.blocks)
             .field("keep_runs", &self.keep_runs)
+            .field("rate_limit", &self.rate_limit.to_string())
             .field("env_file", &self.env_file)
             .finish()
     }
@@ -81,6 +88,7 @@ impl Default for Options {
             api_key: DEFAULT_API_KEY.into(),
             blocks: Vec::new(),
             keep_runs: DEFAULT_KEEP_RUNS,
+            rate_limit: RateLimit::off(),
             env_file: None,
         }
     }
@@ -133,6 +141,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 options.blocks.push(rule);
             }
             "--keep-runs" => options.keep_runs = keep_runs(&text_value(flag, value()?)?)?,
+            "--rate-limit" => options.rate_limit = rate_limit(&text_value(flag, value()?)?)?,
             "--env-file" => {
                 let path = value()?;
                 if path.is_empty() {
@@ -143,7 +152,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             _ => {
                 return Err(usage(format!(
                     "unknown argument `{text}`; expected one of `--port`, `--api-key`, `--block`, \
-                     `--keep-runs`, `--env-file`, `--print-env`, `--help`, `--version`"
+                     `--keep-runs`, `--rate-limit`, `--env-file`, `--print-env`, `--help`, \
+                     `--version`"
                 )));
             }
         }
@@ -214,6 +224,12 @@ fn keep_runs(text: &str) -> Result<usize, UsageError> {
     }
 }
 
+/// Read as `FABRAIX_RATE_LIMIT` is.
+fn rate_limit(text: &str) -> Result<RateLimit, UsageError> {
+    text.parse()
+        .map_err(|error: fabraix::Error| usage(format!("`--rate-limit {text}`: {error}")))
+}
+
 /// The two lines a shell evaluates to point an agent at `port`.
 pub fn env_lines(port: u16, api_key: &str) -> String {
     format!("FABRAIX_BASE_URL=http://127.0.0.1:{port}/v1\nFABRAIX_API_KEY={api_key}\n")
@@ -251,6 +267,7 @@ mod tests {
             "--block=wire_money",
             "--keep-runs",
             "7",
+            "--rate-limit=60/min,1000/h",
             "--env-file=dev.env",
         ]);
         assert_eq!(options.port, 0);
@@ -266,6 +283,7 @@ mod tests {
             ]
         );
         assert_eq!(options.keep_runs, 7);
+        assert_eq!(options.rate_limit, RateLimit::development());
         assert_eq!(options.env_file, Some(PathBuf::from("dev.env")));
     }
 
@@ -298,6 +316,7 @@ mod tests {
             (&["--api-key="], "`--api-key` takes"),
             (&["--block", "=reason"], "needs an action name"),
             (&["--keep-runs", "0"], "at least 1"),
+            (&["--rate-limit", "60 per minute"], "is not `N/[K]UNIT`"),
             (&["--env-file="], "needs a path"),
             (&["--verbose"], "unknown argument `--verbose`"),
             (&["serve"], "unknown argument `serve`"),

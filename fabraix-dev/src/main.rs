@@ -65,12 +65,13 @@ fn serve(options: Options) -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let site = Arc::new(Site::new(options.blocks.clone(), options.keep_runs));
+    let site = Arc::new(Site::new(&options));
     let handler_site = site.clone();
     let server = MockServer::builder()
         .api_key(options.api_key.as_str())
         .port(options.port)
         .keep_runs(options.keep_runs)
+        .rate_limit(options.rate_limit.clone())
         .fallback(move |request| site::answer(handler_site.clone(), request))
         .start()
         .await
@@ -110,6 +111,12 @@ fn describe(options: &Options, port: u16) {
     );
     for (name, reasoning) in &options.blocks {
         note.push_str(&format!("\nfabraix-dev: blocking `{name}`: {reasoning}"));
+    }
+    if !options.rate_limit.is_off() {
+        note.push_str(&format!(
+            "\nfabraix-dev: answering 429 past {}",
+            options.rate_limit
+        ));
     }
     if options.port != 0 {
         note.push_str("\nfabraix-dev: in another shell: export $(fabraix-dev --print-env");

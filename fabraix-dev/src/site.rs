@@ -12,6 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::assets::Asset;
+use crate::cli::Options;
 use crate::view::{self, Clock};
 
 /// How long `GET /api/changes` waits for a change before answering the same count.
@@ -26,15 +27,17 @@ pub struct Site {
     /// Static facts for `GET /api/info`, apart from the addresses.
     blocked: Vec<(String, String)>,
     keep_runs: usize,
+    rate_limit: String,
 }
 
 impl Site {
-    pub fn new(blocked: Vec<(String, String)>, keep_runs: usize) -> Self {
+    pub fn new(options: &Options) -> Self {
         Self {
             server: OnceLock::new(),
             clock: Clock::start(),
-            blocked,
-            keep_runs,
+            blocked: options.blocks.clone(),
+            keep_runs: options.keep_runs,
+            rate_limit: options.rate_limit.to_string(),
         }
     }
 
@@ -131,6 +134,8 @@ fn info(site: &Site, server: &MockServer) -> Value {
         "page_url": format!("http://{}/", server.addr()),
         "blocked": blocked,
         "keep_runs": site.keep_runs,
+        "rate_limit": site.rate_limit,
+        "rate_limited": server.rate_limited(),
     })
 }
 

@@ -371,3 +371,58 @@ async fn the_page_is_self_contained_and_never_parses_data_as_html() {
         "the key is not served to pages"
     );
 }
+
+#[tokio::test]
+async fn rate_limit_answers_429_past_its_window_and_the_page_shows_it() {
+    let dev = DevServer::start(&["--rate-limit", "3/h"]);
+    let plan = json!({
+        "agent_id": AGENT,
+        "system_prompt": "You are limited.",
+        "steps": [
+            {"event": "user", "content": {"text": "one"}},
+            {"event": "user", "content": {"text": "two"}},
+            {"event": "user", "content": {"text": "three"}},
+        ],
+    });
+    let ran = dev.run_agent(&plan);
+    let statuses: Vec<&Value> = ran["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    // The registration and two events fill the window of 3; the third event is refused.
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(
+        ran["answers"][2]["body"]["error"]["code"],
+        "RATE_LIMIT_EXCEEDED"
+    );
+
+    let raw = reqwest::Client::new()
+        .post(format!("{}/event", dev.base_url))
+        .header("x-api-key", &dev.api_key)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 429);
+    let retry_after: u64 = raw.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+
+    let trace = ran["trace_id"].as_str().unwrap();
+    let (_, detail) = get_json(&dev.at(&format!("/api/runs/{trace}"))).await;
+    let run = &detail["run"];
+    assert_eq!(run["rejected"], 1);
+    let last = run["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], 429);
+    assert_eq!(last["error"]["code"], "RATE_LIMIT_EXCEEDED");
+
+    let (_, info) = get_json(&dev.at("/api/info")).await;
+    assert_eq!(info["rate_limit"], "3/h");
+    assert_eq!(info["rate_limited"], 2);
+}

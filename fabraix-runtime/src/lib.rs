@@ -21,51 +21,36 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod action;
+// Layers, each importing only those above it in this list:
+// model -> api -> export -> client -> context -> attribute; testing uses client and model.
+mod api;
+mod attribute;
 mod client;
-mod config;
 mod context;
-mod current;
-mod error;
-mod event;
-mod exporter;
-mod global;
-mod guard;
-mod ids;
-mod io;
-mod retry;
-mod run;
-mod trace;
-mod transport;
-mod wire;
+mod export;
+mod model;
 
+pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use action::{Action, Verdict};
-pub use client::Client;
-pub use config::{ClientBuilder, DEFAULT_BASE_URL};
+pub use api::DEFAULT_BASE_URL;
+pub use client::{Client, ClientBuilder, InitGuard, Stats, global_client, init};
 pub use context::{
-    RunContext, TraceFutureExt, Traced, current_run, current_trace, scope, spawn, spawn_blocking,
-    sync_scope,
+    RunContext, TraceFutureExt, Traced, check_action, check_action_blocking, current_run,
+    current_trace, event_stats, flush, flush_blocking, log_event, scope, spawn, spawn_blocking,
+    stats, sync_scope,
 };
-pub use current::{
-    check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event,
+pub use export::EventStats;
+pub use model::{
+    Action, AgentId, Error, Event, EventReceipt, EventType, IntoAgentId, RateLimit, RateWindow,
+    Trace, TraceId, Verdict,
 };
-pub use error::Error;
-pub use event::{Event, EventReceipt, EventType};
-pub use exporter::EventStats;
-pub use global::{global_client, init};
-pub use ids::{AgentId, IntoAgentId, TraceId};
-pub use trace::Trace;
 
 /// Used by the code `#[fabraix::agent]` and `#[fabraix::action]` generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::guard::{
-        ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
-    };
-    pub use crate::run::{AgentRun, ErrorReturn, RunFuture, RunGuard, agent_id, system_prompt};
+    pub use crate::attribute::*;
     pub use crate::{Client, Error, IntoAgentId, global_client};
     pub use core::convert::{From, Into};
     pub use core::option::Option::{self, None, Some};
@@ -95,41 +80,10 @@ pub mod __private {
     }
 }
 
-/// The response decoders, for fuzzing and property tests. Not public API.
+/// The response decoders, for fuzzing and property tests. Not public API: compiled only
+/// for `cargo fuzz` (`cfg(fuzzing)`) and with the undocumented `__fuzz` feature.
+#[cfg(any(fuzzing, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod __fuzz {
-    use std::time::{Duration, SystemTime};
-
-    use crate::transport::{api_error, decode};
-    use crate::wire::{CheckResponse, EventResponse, RegisterResponse};
-    use crate::{AgentId, Error, EventReceipt, Trace, Verdict};
-
-    /// The key the decoders scrub from what they quote.
-    pub const KEY: &str = "fuzz-secret-key";
-
-    /// A `/register-agent-run` success body, as the client reads it.
-    pub fn register(body: &[u8]) -> Result<Trace, Error> {
-        decode::<RegisterResponse>(KEY, "/register-agent-run", body)?
-            .into_trace(AgentId::from_uuid(uuid::Uuid::nil()))
-    }
-
-    /// An `/event` success body.
-    pub fn event(body: &[u8]) -> Result<EventReceipt, Error> {
-        decode::<EventResponse>(KEY, "/event", body)?.into_receipt()
-    }
-
-    /// A `/check` success body.
-    pub fn check(body: &[u8]) -> Result<Verdict, Error> {
-        decode::<CheckResponse>(KEY, "/check", body)?.into_verdict()
-    }
-
-    /// An error status and its body.
-    pub fn error(status: u16, body: &[u8]) -> Error {
-        api_error(KEY, status, body)
-    }
-
-    /// A `Retry-After` value, read at `now`.
-    pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-        crate::retry::parse_retry_after(value, now)
-    }
+    pub use crate::api::fuzz::*;
 }

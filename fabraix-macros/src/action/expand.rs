@@ -18,7 +18,8 @@ pub(crate) fn expand(action: &ActionFn, item: &FnItem) -> TokenStream {
     let refuse = refuse(krate, &item.sig.output, &error);
     let hint = return_type_hint(krate, &item.sig.output);
     let block = &item.block;
-    let body = if item.sig.asyncness.is_some() {
+    // The two shapes differ only in how the check is awaited and how the body is run.
+    let (check, run) = if item.sig.asyncness.is_some() {
         // Input:  async fn f(args) -> R { body }
         // Output: async fn f(args) -> R {
         //             let call = <describe args>;          // Result<ActionCall, Error>
@@ -28,50 +29,33 @@ pub(crate) fn expand(action: &ActionFn, item: &FnItem) -> TokenStream {
         //             call.finish(&result);                // the `tool` event
         //             result
         //         }
-        quote! {
-            let #call = #describe;
-            let #call = match #call {
-                #krate::__private::Ok(#call) => match #krate::__private::ActionCall::check(#call).await {
-                    #krate::__private::Ok(#call) => #call,
-                    #krate::__private::Err(#error) => return #refuse,
-                },
-                #krate::__private::Err(#error) => return #refuse,
-            };
-            let #result = async move {
-                #hint
-                #block
-            }
-            .await;
-            #krate::__private::ApprovedCall::finish(#call, &#result);
-            #result
-        }
+        (
+            quote!(#krate::__private::ActionCall::check(#call).await),
+            quote!(async move { #hint #block }.await),
+        )
     } else {
         // Input:  fn f(args) -> R { body }
-        // Output: fn f(args) -> R {
-        //             let call = <describe args>;
-        //             let call = match call { Ok(c) => match c.check_blocking() { .. }, .. };
-        //             let result = call_once(move || { <type hint>; body }); // `return` stays in the body
-        //             call.finish(&result);
-        //             result
-        //         }
-        quote! {
-            let #call = #describe;
-            let #call = match #call {
-                #krate::__private::Ok(#call) => match #krate::__private::ActionCall::check_blocking(#call) {
-                    #krate::__private::Ok(#call) => #call,
-                    #krate::__private::Err(#error) => return #refuse,
-                },
+        // Output: the same, with `c.check_blocking()`, and the body run as
+        //         `call_once(move || { <type hint>; body })` (`return` stays in the body;
+        //         as `FnOnce`, it may give back borrows of what it captured, `&mut self`
+        //         included, as the fn could).
+        (
+            quote!(#krate::__private::ActionCall::check_blocking(#call)),
+            quote!(#krate::__private::call_once(move || { #hint #block })),
+        )
+    };
+    let body = quote! {
+        let #call = #describe;
+        let #call = match #call {
+            #krate::__private::Ok(#call) => match #check {
+                #krate::__private::Ok(#call) => #call,
                 #krate::__private::Err(#error) => return #refuse,
-            };
-            // Called as `FnOnce`, so the body may give back borrows of what it captured
-            // (`&mut self` included), as the fn could.
-            let #result = #krate::__private::call_once(move || {
-                #hint
-                #block
-            });
-            #krate::__private::ApprovedCall::finish(#call, &#result);
-            #result
-        }
+            },
+            #krate::__private::Err(#error) => return #refuse,
+        };
+        let #result = #run;
+        #krate::__private::ApprovedCall::finish(#call, &#result);
+        #result
     };
     item.with_body(body)
 }

@@ -31,6 +31,7 @@
 //! ```
 
 mod fallback;
+mod rate_limit;
 mod records;
 mod server;
 mod validate;
@@ -51,10 +52,9 @@ pub use fallback::{FallbackRequest, FallbackResponse};
 pub use records::RecordedResponse;
 use uuid::Uuid;
 
-use crate::client::Client;
-use crate::config::ClientBuilder;
-use crate::error::Error;
-use crate::ids::TraceId;
+use crate::client::{Client, ClientBuilder};
+use crate::model::Error;
+use crate::model::{RateLimit, TraceId};
 
 /// The key a [`MockServer`] accepts unless [`MockServerBuilder::api_key`] says otherwise.
 pub const DEFAULT_API_KEY: &str = "fabraix-mock-key";
@@ -234,6 +234,7 @@ struct State {
     changes: u64,
     /// How many records have no `trace`.
     unattached: usize,
+    limiter: rate_limit::Limiter,
 }
 
 struct Shared {
@@ -269,6 +270,7 @@ pub struct MockServerBuilder {
     port: u16,
     keep_runs: Option<usize>,
     fallback: Option<fallback::Fallback>,
+    rate_limit: RateLimit,
 }
 
 impl MockServerBuilder {
@@ -327,6 +329,15 @@ impl MockServerBuilder {
         self
     }
 
+    /// Limits the key as the API does: past any window of `limit` (sliding windows over
+    /// the requests the server accepted), a request is answered 429 with the documented
+    /// error body and `Retry-After` (whole seconds until it would be accepted). Off by
+    /// default.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
     /// Starts the server on `127.0.0.1` and a free port, on a thread of its own.
     pub async fn start(self) -> Result<MockServer, Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -356,11 +367,16 @@ impl MockServerBuilder {
     }
 
     fn shared(self) -> Arc<Shared> {
+        // What the server records of its answers is scrubbed of its key.
+        crate::api::scrub::remember(&self.api_key);
         Arc::new(Shared {
             api_key: self.api_key,
             keep_runs: self.keep_runs,
             fallback: self.fallback,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                limiter: rate_limit::Limiter::new(self.rate_limit),
+                ..State::default()
+            }),
             recorded: Condvar::new(),
             recorded_async: tokio::sync::Notify::new(),
         })
@@ -393,6 +409,7 @@ impl MockServer {
             port: 0,
             keep_runs: None,
             fallback: None,
+            rate_limit: RateLimit::off(),
         }
     }
 
@@ -559,6 +576,12 @@ impl MockServer {
                 remaining: count,
             });
         }
+    }
+
+    /// How many requests were answered 429 by the rate limit (see
+    /// [`MockServerBuilder::rate_limit`]).
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.lock().limiter.refused
     }
 
     /// Drops the faults not yet used.

@@ -6,11 +6,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{RecordedRequest, State};
-use crate::ids::TraceId;
-use crate::transport::scrub;
+use crate::api::scrub::scrub;
+use crate::model::TraceId;
 
-/// The answer a [`RecordedRequest`] got. Should it hold the server's key (an injected
-/// fault's body can echo it), the key is recorded as `[redacted]`.
+/// The answer a [`RecordedRequest`] got. Should it hold an API key this process knows
+/// (an injected fault's body can echo the server's), the key is recorded as `[redacted]`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RecordedResponse {
@@ -25,8 +25,8 @@ pub struct RecordedResponse {
 }
 
 impl RecordedResponse {
-    pub(super) fn new(status: u16, body: &[u8], api_key: &str) -> Self {
-        let raw_body = scrub(api_key, &String::from_utf8_lossy(body));
+    pub(super) fn new(status: u16, body: &[u8]) -> Self {
+        let raw_body = scrub(&String::from_utf8_lossy(body));
         Self {
             status,
             body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),

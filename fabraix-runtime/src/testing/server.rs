@@ -23,8 +23,8 @@ use super::fallback::Fallback;
 use super::records::RecordedResponse;
 use super::validate::{self, EVENT_TYPES, Rejection};
 use super::{Endpoint, FaultKind, RecordedRequest, Shared};
-use crate::error::Error;
-use crate::wire;
+use crate::model::Error;
+use crate::model::wire;
 
 /// How long `pause` waits for one connection to close.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -280,6 +280,12 @@ async fn handle_api(shared: &Shared, kill: &Notify, request: Request<Incoming>) 
         None => None,
     };
     let answer = answer.unwrap_or_else(|| {
+        if authenticated && endpoint.is_some() && parts.method == hyper::Method::POST {
+            let admitted = shared.lock().limiter.admit(Instant::now());
+            if let Err(wait) = admitted {
+                return rate_limited(wait);
+            }
+        }
         let outcome = route(
             shared,
             &parts.method,
@@ -294,7 +300,7 @@ async fn handle_api(shared: &Shared, kill: &Notify, request: Request<Incoming>) 
             Err(rejection) => reject(&rejection),
         }
     });
-    let recorded = RecordedResponse::new(answer.status().as_u16(), answer.body(), &shared.api_key);
+    let recorded = RecordedResponse::new(answer.status().as_u16(), answer.body());
     shared.lock().record_answer(sequence, recorded);
     shared.notify();
     answer
@@ -482,6 +488,22 @@ fn status_fault(
     if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
+    response
+}
+
+/// A 429, as the API answers a key over its limit.
+fn rate_limited(wait: std::time::Duration) -> Answer {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let rejection = Rejection {
+        status: 429,
+        kind: "rate_limit_error",
+        code: "RATE_LIMIT_EXCEEDED",
+        message: "Rate limit exceeded".into(),
+    };
+    let mut response = reject(&rejection);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
 }
 

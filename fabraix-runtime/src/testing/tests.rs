@@ -7,8 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{Endpoint, FallbackRequest, FallbackResponse, Fault, MockServer};
-use crate::action::Action;
-use crate::ids::{AgentId, TraceId};
+use crate::model::{Action, AgentId, TraceId};
 
 const WAIT: Duration = Duration::from_secs(20);
 

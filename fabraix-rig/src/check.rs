@@ -1,0 +1,110 @@
+//! A tool call as Fabraix sees it, and what its verdict means for the call.
+
+use fabraix::{Action, Verdict};
+use rig_agent::agent::DispatchAction;
+use rig_core::completion::ToolDefinition;
+use serde_json::{Value, json};
+
+use crate::hook::NoVerdict;
+
+/// The action Fabraix is asked about: the tool's name, its description and JSON Schema
+/// from the definition the model was offered, and the arguments the model sent.
+pub(crate) fn action(name: &str, definition: Option<&ToolDefinition>, arguments: &Value) -> Action {
+    let mut action = Action::new(name).arguments(arguments);
+    match definition {
+        Some(definition) => {
+            if !definition.description.is_empty() {
+                action = action.description(definition.description.clone());
+            }
+            action.parameters(parameters(&definition.parameters))
+        }
+        // A call to a tool the model was not offered in this run: rig refuses it before
+        // dispatch, so this is only a fallback for hand-built runs.
+        None => action.parameters(json!({ "type": "object" })),
+    }
+}
+
+/// The API wants an object schema; a tool whose schema is not one (a boolean schema)
+/// is described as taking any object.
+fn parameters(schema: &Value) -> Value {
+    match schema {
+        Value::Object(_) => schema.clone(),
+        _ => json!({ "type": "object" }),
+    }
+}
+
+/// The arguments as a JSON value: the object the model sent, or its raw text when that
+/// is not JSON.
+pub(crate) fn arguments(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+}
+
+/// What rig does with the call, given what Fabraix answered.
+pub(crate) fn decide(
+    tool: &str,
+    verdict: Result<Verdict, String>,
+    when_unchecked: NoVerdict,
+) -> DispatchAction {
+    match verdict {
+        Ok(verdict) if verdict.is_safe => DispatchAction::proceed(),
+        // The model reads this as the tool's result.
+        Ok(verdict) => DispatchAction::skip(blocked_message(tool, &verdict.reasoning)),
+        Err(why) => {
+            let message = unchecked_message(tool, &why);
+            tracing::warn!(tool, reason = %why, "fabraix-rig: a tool call was refused unchecked");
+            match when_unchecked {
+                NoVerdict::Skip => DispatchAction::skip(message),
+                NoVerdict::Stop => DispatchAction::stop(message),
+            }
+        }
+    }
+}
+
+/// What the model is told when Fabraix blocks a call.
+pub(crate) fn blocked_message(tool: &str, reasoning: &str) -> String {
+    format!("The call to `{tool}` was not run: Fabraix blocked it. Reason: {reasoning}")
+}
+
+/// What the model is told when no verdict could be had.
+pub(crate) fn unchecked_message(tool: &str, why: &str) -> String {
+    format!(
+        "The call to `{tool}` was not run: Fabraix could not check it ({why}), and unchecked \
+         calls are refused."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_keep_objects_and_raw_text() {
+        assert_eq!(arguments(r#"{"name":"a"}"#), json!({ "name": "a" }));
+        assert_eq!(arguments("{\"name\":"), json!("{\"name\":"));
+    }
+
+    #[test]
+    fn boolean_schemas_become_any_object() {
+        assert_eq!(parameters(&json!(true)), json!({ "type": "object" }));
+        let schema = json!({ "type": "object", "properties": { "name": { "type": "string" } } });
+        assert_eq!(parameters(&schema), schema);
+    }
+
+    #[test]
+    fn refusals_say_which_tool_and_why() {
+        let skipped = decide("delete_note", Err("timed out".into()), NoVerdict::Skip);
+        match skipped {
+            DispatchAction::Deny(report) => {
+                assert_eq!(report.kind, rig_core::error::ErrorKind::Other);
+                assert!(report.message.contains("`delete_note`"));
+                assert!(report.message.contains("timed out"));
+            }
+            other => panic!("expected a skip, got {other:?}"),
+        }
+        let stopped = decide("delete_note", Err("timed out".into()), NoVerdict::Stop);
+        assert!(matches!(
+            stopped,
+            DispatchAction::Deny(report) if report.kind == rig_core::error::ErrorKind::Cancelled
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! [`Settings`]: what one client talks to and how, after validation.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::retry::RetryPolicy;
+use super::scrub;
+use crate::model::{Error, RateLimit};
+
+/// The base URL when neither `FABRAIX_BASE_URL` nor `ClientBuilder::base_url` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://dev.fabraix.com/v1";
+
+/// Responses larger than this are refused rather than read.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Waits beyond an hour are a mistake, and would overflow clock arithmetic near
+/// `Duration::MAX`.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// The tunable settings, each with its default; `ClientBuilder` sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub deadline: Duration,
+    pub retry: RetryPolicy,
+    pub queue_capacity: usize,
+    pub max_in_flight: usize,
+    pub flush_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub disabled: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
+            retry: RetryPolicy {
+                max_retries: 3,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(5),
+                max_retry_after: Duration::from_secs(30),
+            },
+            queue_capacity: 4096,
+            max_in_flight: 32,
+            flush_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            disabled: false,
+        }
+    }
+}
+
+/// The settings a client runs with: valid by construction.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub api_key: SecretString,
+    pub base_url: Url,
+    pub options: Options,
+    /// The key's limit: as given, else the documented one of the base URL's host.
+    pub rate_limit: RateLimit,
+}
+
+/// The documented limits of a key, by the API's host: a development key for
+/// `dev.fabraix.com`, a production key for `api.fabraix.com`, none known elsewhere (a
+/// MockServer, a proxy), where the budget adapts to the 429s it meets.
+pub(crate) fn default_rate_limit(base_url: &Url) -> RateLimit {
+    match base_url.host_str() {
+        Some("dev.fabraix.com") => RateLimit::development(),
+        Some("api.fabraix.com") => RateLimit::production(),
+        _ => RateLimit::off(),
+    }
+}
+
+impl Settings {
+    /// Checks everything: a key unless disabled, the base URL's rules, positive timeouts.
+    pub fn new(
+        api_key: Option<SecretString>,
+        base_url: &str,
+        mut options: Options,
+        rate_limit: Option<RateLimit>,
+    ) -> Result<Self, Error> {
+        if let Some(key) = &api_key {
+            scrub::remember(key.expose_secret());
+        }
+        let base_url = parse_base_url(base_url)?;
+        let api_key = match api_key {
+            Some(key) => {
+                check_api_key(key.expose_secret())?;
+                key
+            }
+            None if options.disabled => SecretString::from(String::new()),
+            None => {
+                return Err(Error::Config(
+                    "no api key: set FABRAIX_API_KEY or call `ClientBuilder::api_key`".into(),
+                ));
+            }
+        };
+        for (name, value) in [
+            ("timeout", options.timeout),
+            ("connect_timeout", options.connect_timeout),
+            ("deadline", options.deadline),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Config(format!("`{name}` must be more than zero")));
+            }
+        }
+        options.retry.cap = options.retry.cap.min(LONGEST_WAIT);
+        options.retry.max_retry_after = options.retry.max_retry_after.min(LONGEST_WAIT);
+        if options.queue_capacity == 0 || options.max_in_flight == 0 {
+            return Err(Error::Config(
+                "`queue_capacity` and `max_in_flight` must be at least 1".into(),
+            ));
+        }
+        if base_url.scheme() == "https" && !cfg!(any(feature = "rustls", feature = "native-tls")) {
+            return Err(Error::Config(
+                "an https:// base url needs the `rustls` or `native-tls` feature".into(),
+            ));
+        }
+        let rate_limit = rate_limit.unwrap_or_else(|| default_rate_limit(&base_url));
+        Ok(Self {
+            api_key,
+            base_url,
+            options,
+            rate_limit,
+        })
+    }
+
+    /// The key, for the request header and for scrubbing.
+    pub fn key(&self) -> &str {
+        self.api_key.expose_secret()
+    }
+
+    /// The full URL of an endpoint path such as `/register-agent-run`.
+    pub fn endpoint_url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.as_str().trim_end_matches('/'), path)
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.base_url)
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        f.debug_struct("Settings")
+            .field("api_key", &"[redacted]")
+            .field("base_url", &shown_url(self.base_url.as_str()))
+            .field("timeout", &o.timeout)
+            .field("connect_timeout", &o.connect_timeout)
+            .field("deadline", &o.deadline)
+            .field("max_retries", &o.retry.max_retries)
+            .field("queue_capacity", &o.queue_capacity)
+            .field("flush_timeout", &o.flush_timeout)
+            .field("disabled", &o.disabled)
+            .field("rate_limit", &format_args!("{}", self.rate_limit))
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_api_key(key: &str) -> Result<(), Error> {
+    if key.trim().is_empty() {
+        return Err(Error::Config("the api key is empty".into()));
+    }
+    // Never quote the key: only say what is wrong with it.
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(
+            "the api key has characters an http header cannot carry (spaces, control or non-ascii characters)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The base URL as errors and `Debug` show it: never the text as given, which may be a
+/// mistyped key. Scheme, host, port and path of a URL, with keys scrubbed; the query
+/// and fragment are left out.
+pub(crate) fn shown_url(text: &str) -> String {
+    match Url::parse(text.trim()) {
+        Ok(url) => {
+            let origin = url.origin().ascii_serialization();
+            let shown = if origin == "null" {
+                format!("{}:", url.scheme())
+            } else {
+                format!("{origin}{}", url.path())
+            };
+            scrub::scrub(&shown)
+        }
+        Err(_) => "[not a url]".to_owned(),
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text.trim())
+        .map_err(|e| Error::Config(format!("the base url is not a url: {e}")))?;
+    let shown = shown_url(text);
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(
+            "the base url must not carry credentials; the api key goes in `api_key`".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "the base url `{shown}` must not have a query or fragment"
+        )));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(Error::Config(format!(
+            "the base url `{shown}` must use https:// (plain http:// is only allowed to a loopback host)"
+        ))),
+        other => Err(Error::Config(format!(
+            "the base url `{shown}` has scheme `{other}`; expected https://"
+        ))),
+    }
+}
+
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        // Only `localhost` itself: the system resolver answers it from the hosts file,
+        // while a name under `.localhost` may be sent to DNS and resolve anywhere.
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        for ok in [
+            "https://api.fabraix.com/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://[::1]:8080/v1",
+            "http://localhost:1/v1",
+        ] {
+            assert!(parse_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.fabraix.com/v1",
+            "http://10.0.0.1/v1",
+            "ftp://127.0.0.1/v1",
+            "https://user:pw@api.fabraix.com/v1",
+            "https://api.fabraix.com/v1?x=1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(parse_base_url(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_or_bad_key_is_refused_without_echoing_it() {
+        let options = Options::default();
+        assert!(matches!(
+            Settings::new(None, DEFAULT_BASE_URL, options, None),
+            Err(Error::Config(_))
+        ));
+        let err = Settings::new(
+            Some(SecretString::from("sk-with space")),
+            DEFAULT_BASE_URL,
+            options,
+            None,
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| !e.contains("sk-with")));
+    }
+
+    #[test]
+    fn the_default_rate_limit_follows_the_host() {
+        for (url, limit) in [
+            (DEFAULT_BASE_URL, RateLimit::development()),
+            ("https://api.fabraix.com/v1", RateLimit::production()),
+            ("http://127.0.0.1:9/v1", RateLimit::off()),
+            ("https://fabraix-proxy.internal/v1", RateLimit::off()),
+        ] {
+            assert_eq!(
+                default_rate_limit(&parse_base_url(url).unwrap()),
+                limit,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn disabled_needs_no_key() {
+        let options = Options {
+            disabled: true,
+            ..Options::default()
+        };
+        assert!(Settings::new(None, DEFAULT_BASE_URL, options, None).is_ok());
+    }
+}

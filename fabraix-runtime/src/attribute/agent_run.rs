@@ -1,0 +1,276 @@
+//! What the `#[fabraix::agent]` expansion calls: register, enter the run, flush on exit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use std::sync::Arc;
+
+use crate::client::{Client, global_client};
+use crate::context::{RunContext, Slot, SyncScope, Traced};
+use crate::model::{AgentId, Error, IntoAgentId, Trace, TraceId};
+
+/// One call of an agent fn: its run (or the lack of one) and where to send its events.
+#[derive(Debug)]
+pub struct AgentRun {
+    ctx: RunContext,
+    /// For the run's span.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    agent_id: Option<AgentId>,
+    /// The client that registered the run, whose queue is flushed when the run ends.
+    client: Option<Client>,
+}
+
+impl AgentRun {
+    /// Registers a run through `client` (the global client when `None`).
+    ///
+    /// A disabled SDK is not a failure: the run is untraced and no warning is given.
+    pub async fn start(
+        client: Option<&Client>,
+        agent_id: Result<AgentId, Error>,
+        system_prompt: String,
+    ) -> Result<Self, Error> {
+        let (client, explicit) = resolve(client)?;
+        let agent_id = agent_id?;
+        let outcome = client.register_agent_run(agent_id, &system_prompt).await;
+        Self::from_registration(outcome, agent_id, client, explicit)
+    }
+
+    /// [`start`](Self::start) for synchronous fns: blocks until registered.
+    pub fn start_blocking(
+        client: Option<&Client>,
+        agent_id: Result<AgentId, Error>,
+        system_prompt: String,
+    ) -> Result<Self, Error> {
+        let (client, explicit) = resolve(client)?;
+        let agent_id = agent_id?;
+        let outcome = client.register_agent_run_blocking(agent_id, &system_prompt);
+        Self::from_registration(outcome, agent_id, client, explicit)
+    }
+
+    fn from_registration(
+        outcome: Result<Trace, Error>,
+        agent_id: AgentId,
+        client: &Client,
+        explicit: bool,
+    ) -> Result<Self, Error> {
+        // Only an explicit client rides in the context; the global one is found again.
+        let carried = explicit.then(|| client.clone());
+        match outcome {
+            Ok(trace) => Ok(Self {
+                ctx: RunContext::new(Slot::Traced(trace), carried),
+                agent_id: Some(agent_id),
+                client: Some(client.clone()),
+            }),
+            Err(Error::Disabled) => Ok(Self::untraced(Error::Disabled, Some(agent_id), carried)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn untraced(cause: Error, agent_id: Option<AgentId>, client: Option<Client>) -> Self {
+        Self {
+            ctx: RunContext::new(Slot::Untraced(Arc::new(cause)), client),
+            agent_id,
+            client: None,
+        }
+    }
+
+    /// The client and trace whose events to flush when the run ends.
+    fn flush_target(&self) -> Option<(Client, TraceId)> {
+        let trace = self.ctx.slot.trace()?;
+        Some((self.client.clone()?, trace.trace_id()))
+    }
+
+    /// `on_failure = "continue"`: a failed registration becomes an untraced run and one
+    /// warning.
+    pub fn or_continue(outcome: Result<Self, Error>) -> Self {
+        outcome.unwrap_or_else(|error| {
+            tracing::warn!(
+                target: "fabraix",
+                %error,
+                "fabraix agent run not registered; the agent runs without a trace"
+            );
+            Self::untraced(error, None, None)
+        })
+    }
+
+    /// `on_failure = "panic"`: a failed registration panics with the error's message.
+    pub fn or_panic(outcome: Result<Self, Error>) -> Self {
+        match outcome {
+            Ok(run) => run,
+            Err(error) => panic!("fabraix agent run not registered: {error}"),
+        }
+    }
+
+    /// The run's trace, if it was registered.
+    pub fn trace(&self) -> Option<Trace> {
+        self.ctx.slot.trace()
+    }
+
+    /// Runs the body of an async agent fn inside the run.
+    pub fn scope<F: Future>(self, body: F) -> RunFuture<F> {
+        RunFuture {
+            span: self.span(),
+            flush_target: self.flush_target(),
+            inner: Traced::new(self.ctx, body),
+            output: None,
+            flushing: None,
+        }
+    }
+
+    /// Enters the run for the body of a sync agent fn, until the guard drops.
+    pub fn enter(self) -> RunGuard {
+        let span = self.span();
+        RunGuard {
+            flush_target: self.flush_target(),
+            _entered: span.entered(),
+            _scope: SyncScope::enter(self.ctx),
+        }
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    fn span(&self) -> RunSpan {
+        RunSpan
+    }
+
+    #[cfg(feature = "tracing")]
+    fn span(&self) -> RunSpan {
+        let trace_id = self.ctx.slot.trace().map(|t| t.trace_id());
+        tracing::info_span!(
+            target: "fabraix",
+            "fabraix.agent_run",
+            agent_id = self.agent_id.map(tracing::field::display),
+            trace_id = trace_id.map(tracing::field::display),
+        )
+    }
+}
+
+fn resolve(client: Option<&Client>) -> Result<(&Client, bool), Error> {
+    match client {
+        Some(client) => Ok((client, true)),
+        None => Ok((global_client()?, false)),
+    }
+}
+
+type Flushing = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
+
+pin_project_lite::pin_project! {
+    /// The body of an async agent fn, running inside its run; when the body is done, the
+    /// run's queued events are flushed before the output is returned.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RunFuture<F: Future> {
+        #[pin]
+        inner: Traced<F>,
+        span: RunSpan,
+        flush_target: Option<(Client, TraceId)>,
+        output: Option<F::Output>,
+        flushing: Option<Flushing>,
+    }
+}
+
+impl<F: Future> Future for RunFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        if this.output.is_none() {
+            let output = std::task::ready!(this.inner.poll(cx));
+            match this.flush_target.take() {
+                Some((client, trace_id)) if client.worth_flushing() => {
+                    *this.flushing = Some(Box::pin(async move {
+                        report_flush(client.flush_trace(trace_id).await)
+                    }));
+                    *this.output = Some(output);
+                }
+                _ => return Poll::Ready(output),
+            }
+        }
+        if let Some(flushing) = this.flushing.as_mut() {
+            std::task::ready!(flushing.as_mut().poll(cx));
+            *this.flushing = None;
+        }
+        match this.output.take() {
+            Some(output) => Poll::Ready(output),
+            // Only reachable by polling after completion, which futures need not support.
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Keeps a sync agent fn's run current until the body ends, then flushes its events.
+#[derive(Debug)]
+pub struct RunGuard {
+    flush_target: Option<(Client, TraceId)>,
+    // Dropped in declaration order: the run's context goes before its span closes.
+    _scope: SyncScope,
+    _entered: EnteredRunSpan,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some((client, trace_id)) = self.flush_target.take()
+            && client.worth_flushing()
+        {
+            report_flush(client.flush_trace_blocking(trace_id));
+        }
+    }
+}
+
+fn report_flush(flushed: bool) -> bool {
+    if !flushed {
+        tracing::warn!(
+            target: "fabraix",
+            "fabraix events of this run were still queued when the agent fn returned (flush timed out); they stay queued"
+        );
+    }
+    flushed
+}
+
+/// The run's `tracing` span (feature `tracing`), entered around the body.
+#[cfg(feature = "tracing")]
+type RunSpan = tracing::Span;
+#[cfg(feature = "tracing")]
+type EnteredRunSpan = tracing::span::EnteredSpan;
+
+/// Without the `tracing` feature, runs have no span.
+#[cfg(not(feature = "tracing"))]
+#[derive(Debug)]
+struct RunSpan;
+#[cfg(not(feature = "tracing"))]
+type EnteredRunSpan = RunSpan;
+
+#[cfg(not(feature = "tracing"))]
+impl RunSpan {
+    fn enter(&self) {}
+
+    fn entered(self) -> Self {
+        self
+    }
+}
+
+/// `on_failure = "error"`: the fn returns `Err(error.into())`.
+#[diagnostic::on_unimplemented(
+    message = "`on_failure = \"error\"` needs the fn to return `Result<T, E>` with `E: From<fabraix::Error>`, not `{Self}`",
+    label = "the run's error is returned from here"
+)]
+pub trait ErrorReturn {
+    /// The return value carrying `error`.
+    fn from_error(error: Error) -> Self;
+}
+
+impl<T, E: From<Error>> ErrorReturn for Result<T, E> {
+    fn from_error(error: Error) -> Self {
+        Err(E::from(error))
+    }
+}
+
+/// The agent id of `#[fabraix::agent(id = …)]`.
+pub fn agent_id(id: impl IntoAgentId) -> Result<AgentId, Error> {
+    id.into_agent_id()
+}
+
+/// The system prompt of `#[fabraix::agent(system_prompt = …)]`.
+pub fn system_prompt(prompt: impl Into<String>) -> String {
+    prompt.into()
+}

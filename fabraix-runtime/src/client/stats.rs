@@ -1,0 +1,25 @@
+//! [`Stats`]: what a client has done, and how its key's rate limit went.
+
+use std::time::Duration;
+
+use crate::export::EventStats;
+use crate::model::RateLimit;
+
+/// What a client has done so far: its events, and how its key's rate limit went.
+/// [`Client::stats`](crate::Client::stats), or [`fabraix::stats`](crate::stats) for the
+/// current run's client.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The event queue's counters.
+    pub events: EventStats,
+    /// How many 429 answers came back, from every endpoint.
+    pub rate_limited: u64,
+    /// How long requests waited for the rate budget, summed over requests.
+    pub waited_for_budget: Duration,
+    /// The pace the budget keeps to after a 429, in requests per second; `None` while no
+    /// 429 has slowed it down.
+    pub pace: Option<f64>,
+    /// The limit the client keeps to.
+    pub rate_limit: RateLimit,
+}
