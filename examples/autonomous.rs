@@ -2,6 +2,7 @@
 //! `#[fabraix::action]` (Fabraix checks each call before its body runs) and slow work
 //! handed to helpers started with `fabraix::spawn`, which stay in the run. In mock mode the
 //! server blocks `delete_records`, to show a refusal.
+//! Watch it live: run `fabraix-dev --block delete_records=Irreversible`, then here `export $(fabraix-dev --print-env)`, run this, open http://127.0.0.1:8417/.
 //!
 //! ```text
 //! cargo run --example autonomous

@@ -1,5 +1,6 @@
 //! A multi-turn conversation: one agent run for the whole conversation, with a `user` and
 //! a `model_output` event for every turn.
+//! Watch it live: run `fabraix-dev`, then here `export $(fabraix-dev --print-env)`, run this, open http://127.0.0.1:8417/.
 //!
 //! ```text
 //! cargo run --example conversation

@@ -1,5 +1,6 @@
 //! A task-based agent: one run per order, in plain synchronous code (no async runtime).
 //! Each run logs what it observed (`environment`) and the tools it used (`tool`).
+//! Watch it live: run `fabraix-dev`, then here `export $(fabraix-dev --print-env)`, run this, open http://127.0.0.1:8417/.
 //!
 //! ```text
 //! cargo run --example orders

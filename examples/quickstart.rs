@@ -2,6 +2,7 @@
 //!
 //! With `FABRAIX_API_KEY` set, it talks to the API at `FABRAIX_BASE_URL` (default
 //! `https://dev.fabraix.com/v1`). Without it, it starts an in-process `MockServer` first.
+//! Watch it live: run `fabraix-dev`, then here `export $(fabraix-dev --print-env)`, run this, open http://127.0.0.1:8417/.
 //!
 //! ```text
 //! cargo run --example quickstart

@@ -3,7 +3,13 @@
 //!
 //! It validates every request as strictly as API.md documents (400 with the documented
 //! error body), issues trace ids, answers 404 for traces it never issued, records every
-//! request, returns verdicts from rules, and injects faults.
+//! request with the answer it got, returns verdicts from rules, and injects faults.
+//!
+//! A long-lived server (a local stand-in for the API during development) can bound what it
+//! keeps with [`MockServerBuilder::keep_runs`], listen on a chosen port with
+//! [`MockServerBuilder::port`], serve other paths than the API's with
+//! [`MockServerBuilder::fallback`], and follow its records with [`MockServer::changes`] and
+//! [`MockServer::wait_for_change`].
 //!
 //! ```
 //! # async fn demo() -> Result<(), fabraix_runtime::Error> {
@@ -24,17 +30,26 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 
+mod fallback;
 mod rate_limit;
+mod records;
 mod server;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use fallback::{FallbackRequest, FallbackResponse};
+pub use records::RecordedResponse;
 use uuid::Uuid;
 
 use crate::client::{Client, ClientBuilder};
@@ -64,6 +79,15 @@ pub struct RecordedRequest {
     pub faulted: bool,
     /// When it arrived.
     pub received_at: Instant,
+    /// Its position among every request the server has received, from 0. Unlike an index
+    /// into [`MockServer::requests`], it stays the same when older records are forgotten.
+    pub sequence: u64,
+    /// The run it belongs to: for a registration, the trace id it was issued; for an event
+    /// or a check, the `trace_id` of its body when that names a trace the server issued.
+    pub trace: Option<TraceId>,
+    /// The answer it got, once sent; `None` while it is being answered, and for good when an
+    /// injected fault dropped the connection.
+    pub response: Option<RecordedResponse>,
 }
 
 impl RecordedRequest {
@@ -201,14 +225,23 @@ struct State {
     requests: Vec<RecordedRequest>,
     traces: HashSet<Uuid>,
     /// The same trace ids, in the order they were issued.
-    issued: Vec<Uuid>,
+    issued: VecDeque<Uuid>,
     blocked: HashMap<String, String>,
     faults: VecDeque<PlannedFault>,
+    /// How many requests have been received (the next one's `sequence`).
+    received: u64,
+    /// How many times the records changed (see [`MockServer::changes`]).
+    changes: u64,
+    /// How many records have no `trace`.
+    unattached: usize,
     limiter: rate_limit::Limiter,
 }
 
 struct Shared {
     api_key: String,
+    /// With [`MockServerBuilder::keep_runs`]: how many runs (and unattached requests) to keep.
+    keep_runs: Option<usize>,
+    fallback: Option<fallback::Fallback>,
     state: Mutex<State>,
     /// Signalled on every recorded request, for [`MockServer::wait_for_blocking`].
     recorded: Condvar,
@@ -221,6 +254,12 @@ impl Shared {
         // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Wakes every waiter on the records ([`MockServer::wait_for`] and friends).
+    fn notify(&self) {
+        self.recorded.notify_all();
+        self.recorded_async.notify_waiters();
+    }
 }
 
 /// Configures a [`MockServer`] before it starts.
@@ -228,6 +267,9 @@ impl Shared {
 #[must_use = "a builder does nothing until `start` is called"]
 pub struct MockServerBuilder {
     api_key: String,
+    port: u16,
+    keep_runs: Option<usize>,
+    fallback: Option<fallback::Fallback>,
     rate_limit: RateLimit,
 }
 
@@ -235,6 +277,55 @@ impl MockServerBuilder {
     /// The key the server accepts in `x-api-key` (others get 401).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = key.into();
+        self
+    }
+
+    /// Listens on this port of `127.0.0.1` (default `0`: a free port the system picks).
+    /// `start` fails when the port is taken.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Bounds what the server keeps, for a server that runs for long: only the last `runs`
+    /// runs are remembered (their trace ids and every request that belongs to them, see
+    /// [`RecordedRequest::trace`]), and the last `runs` requests that belong to no kept run.
+    /// A forgotten run's trace id is unknown from then on: events and checks naming it get
+    /// 404. A run's own requests are all kept while the run is. At least one run is kept;
+    /// by default, everything is.
+    pub fn keep_runs(mut self, runs: usize) -> Self {
+        self.keep_runs = Some(runs.max(1));
+        self
+    }
+
+    /// Answers every request whose path is outside `/v1` with `handler` instead of a 404,
+    /// so that one port serves the API and, say, a page about what it received. These
+    /// requests are not recorded and meet no fault. Their body is read in full first (up to
+    /// the server's limit of 8 MiB).
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fabraix_runtime::testing::{FallbackRequest, FallbackResponse, MockServer};
+    ///
+    /// let server = MockServer::builder()
+    ///     .fallback(|request: FallbackRequest| async move {
+    ///         FallbackResponse::new(format!("you asked for {}", request.uri().path()).into())
+    ///     })
+    ///     .start()
+    ///     .await?;
+    /// let url = format!("http://{}/hello", server.addr());
+    /// let text = reqwest::get(url).await?.text().await?;
+    /// assert_eq!(text, "you asked for /hello");
+    /// assert!(server.requests().is_empty());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(FallbackRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = FallbackResponse> + Send + 'static,
+    {
+        self.fallback = Some(fallback::Fallback::new(handler));
         self
     }
 
@@ -250,8 +341,9 @@ impl MockServerBuilder {
     /// Starts the server on `127.0.0.1` and a free port, on a thread of its own.
     pub async fn start(self) -> Result<MockServer, Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let port = self.port;
         let shared = self.shared();
-        let control = server::spawn(shared.clone(), move |ready| {
+        let control = server::spawn(shared.clone(), port, move |ready| {
             let _ = tx.send(ready);
         })?;
         let ready = rx
@@ -263,8 +355,9 @@ impl MockServerBuilder {
     /// [`start`](Self::start) for synchronous code.
     pub fn start_blocking(self) -> Result<MockServer, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let port = self.port;
         let shared = self.shared();
-        let control = server::spawn(shared.clone(), move |ready| {
+        let control = server::spawn(shared.clone(), port, move |ready| {
             let _ = tx.send(ready);
         })?;
         let ready = rx
@@ -274,8 +367,12 @@ impl MockServerBuilder {
     }
 
     fn shared(self) -> Arc<Shared> {
+        // What the server records of its answers is scrubbed of its key.
+        crate::api::scrub::remember(&self.api_key);
         Arc::new(Shared {
             api_key: self.api_key,
+            keep_runs: self.keep_runs,
+            fallback: self.fallback,
             state: Mutex::new(State {
                 limiter: rate_limit::Limiter::new(self.rate_limit),
                 ..State::default()
@@ -309,6 +406,9 @@ impl MockServer {
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
             api_key: DEFAULT_API_KEY.into(),
+            port: 0,
+            keep_runs: None,
+            fallback: None,
             rate_limit: RateLimit::off(),
         }
     }
@@ -361,6 +461,28 @@ impl MockServer {
         self.shared.lock().requests.clone()
     }
 
+    /// Reads the recorded requests in place, without copying them (every request so far,
+    /// in arrival order): for a reader that looks at many of them often. `read` runs with
+    /// the server's records locked: it must be quick and must not call the server.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+    /// use fabraix_runtime::testing::MockServer;
+    /// use fabraix_runtime::AgentId;
+    ///
+    /// let server = MockServer::start().await?;
+    /// server.client().register_agent_run(AgentId::from_name("demo")?, "").await?;
+    /// let answered = server.with_requests(|requests| {
+    ///     requests.iter().filter(|r| r.response.is_some()).count()
+    /// });
+    /// assert_eq!(answered, 1);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub fn with_requests<R>(&self, read: impl FnOnce(&[RecordedRequest]) -> R) -> R {
+        read(&self.shared.lock().requests)
+    }
+
     /// The requests received so far to one endpoint, in arrival order.
     pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
         self.shared
@@ -374,10 +496,58 @@ impl MockServer {
 
     /// Forgets the recorded requests (issued traces and rules stay).
     pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
+        self.shared.lock().clear_requests();
+        self.shared.notify();
     }
 
-    /// The trace ids issued so far, in the order they were issued.
+    /// How many times the records have changed so far: a request arrived, an answer was
+    /// recorded, records were forgotten. Only ever grows; pass it to
+    /// [`wait_for_change`](Self::wait_for_change) to wait for the next change.
+    pub fn changes(&self) -> u64 {
+        self.shared.lock().changes
+    }
+
+    /// Waits until [`changes`](Self::changes) differs from `seen`, or `timeout` passes;
+    /// answers the count it then has (equal to `seen` after a timeout). Wakes on every
+    /// change, no polling.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+    /// use std::time::Duration;
+    /// use fabraix_runtime::testing::MockServer;
+    /// use fabraix_runtime::AgentId;
+    ///
+    /// let server = MockServer::start().await?;
+    /// let seen = server.changes();
+    /// assert_eq!(server.wait_for_change(seen, Duration::from_millis(1)).await, seen);
+    /// server.client().register_agent_run(AgentId::from_name("demo")?, "").await?;
+    /// // The request and its answer were recorded: no wait.
+    /// let now = server.wait_for_change(seen, Duration::from_secs(30)).await;
+    /// assert!(now > seen);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let wait = async {
+            loop {
+                let notified = self.shared.recorded_async.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let changes = self.shared.lock().changes;
+                if changes != seen {
+                    return changes;
+                }
+                notified.await;
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(changes) => changes,
+            Err(_) => self.shared.lock().changes,
+        }
+    }
+
+    /// The trace ids issued so far, in the order they were issued (with
+    /// [`MockServerBuilder::keep_runs`], those still kept).
     pub fn issued_traces(&self) -> Vec<TraceId> {
         self.shared
             .lock()
@@ -431,7 +601,8 @@ impl MockServer {
     }
 
     /// Waits until `done` holds for the recorded requests, or `timeout` passes; answers
-    /// whether it held. Wakes on every request, no polling. `done` runs with the server's
+    /// whether it held. Wakes on every change to the records (a request, an answer), no
+    /// polling. `done` runs with the server's
     /// records locked: it must not call the server.
     pub async fn wait_for(
         &self,

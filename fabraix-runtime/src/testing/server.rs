@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Instant;
 
@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc as tmpsc};
 use uuid::Uuid;
 
+use super::fallback::Fallback;
+use super::records::RecordedResponse;
 use super::validate::{self, EVENT_TYPES, Rejection};
 use super::{Endpoint, FaultKind, RecordedRequest, Shared};
 use crate::model::Error;
@@ -52,9 +54,11 @@ impl Control {
     }
 }
 
-/// Starts the server thread; `ready` hears the bound address (or why there is none).
+/// Starts the server thread on `port` of 127.0.0.1 (0: any free one); `ready` hears the
+/// bound address (or why there is none).
 pub(super) fn spawn(
     shared: Arc<Shared>,
+    port: u16,
     ready: impl FnOnce(Result<SocketAddr, String>) + Send + 'static,
 ) -> Result<Control, Error> {
     let (commands, inbox) = tmpsc::unbounded_channel();
@@ -71,7 +75,7 @@ pub(super) fn spawn(
                 Err(e) => return ready(Err(e.to_string())),
             };
             runtime.block_on(async move {
-                let listener = match TcpListener::bind("127.0.0.1:0").await {
+                let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
                     Ok(listener) => listener,
                     Err(e) => return ready(Err(e.to_string())),
                 };
@@ -156,24 +160,51 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ki
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+/// An answer, its body whole (so that it can be recorded before it is sent).
+type Answer = Response<Bytes>;
 
 async fn handle(
     shared: Arc<Shared>,
     kill: Arc<Notify>,
     request: Request<Incoming>,
-) -> Result<Answer, Infallible> {
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let answer = match &shared.fallback {
+        Some(fallback) if Fallback::serves(request.uri().path()) => {
+            serve_fallback(fallback, request).await
+        }
+        _ => handle_api(&shared, &kill, request).await,
+    };
+    Ok(answer.map(Full::new))
+}
+
+async fn serve_fallback(fallback: &Fallback, request: Request<Incoming>) -> Answer {
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => {
+            fallback
+                .answer(Request::from_parts(parts, collected.to_bytes()))
+                .await
+        }
+        Err(_) => reject(&too_large()),
+    }
+}
+
+fn too_large() -> Rejection {
+    Rejection {
+        status: 413,
+        kind: "invalid_request_error",
+        code: "PAYLOAD_TOO_LARGE",
+        message: "Request body too large".into(),
+    }
+}
+
+/// Records the request, answers it (by a planned fault or the API's logic), and records
+/// the answer.
+async fn handle_api(shared: &Shared, kill: &Notify, request: Request<Incoming>) -> Answer {
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(reject(&Rejection {
-                status: 413,
-                kind: "invalid_request_error",
-                code: "PAYLOAD_TOO_LARGE",
-                message: "Request body too large".into(),
-            }));
-        }
+        Err(_) => return reject(&too_large()),
     };
     let path = parts.uri.path().to_owned();
     let endpoint = Endpoint::from_path(&path);
@@ -201,10 +232,14 @@ async fn handle(
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
 
-    let fault = {
+    let (fault, sequence) = {
         let mut state = shared.lock();
         let fault = take_fault(&mut state.faults, endpoint);
-        state.requests.push(RecordedRequest {
+        let trace = match endpoint {
+            Some(Endpoint::Event | Endpoint::Check) => state.named_trace(&body),
+            _ => None,
+        };
+        let request = RecordedRequest {
             method: parts.method.as_str().to_owned(),
             path: path.clone(),
             headers,
@@ -213,54 +248,62 @@ async fn handle(
             raw_body: String::from_utf8_lossy(&bytes).into_owned(),
             faulted: fault.is_some(),
             received_at: Instant::now(),
-        });
-        fault
+            sequence: 0,
+            trace,
+            response: None,
+        };
+        let sequence = state.record(request, shared.keep_runs);
+        (fault, sequence)
     };
-    shared.recorded.notify_all();
-    shared.recorded_async.notify_waiters();
+    shared.notify();
 
-    match fault {
-        Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
+    let answer = match fault {
+        Some(FaultKind::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
         Some(FaultKind::DropConnection) => {
             kill.notify_one();
             return std::future::pending().await;
         }
-        Some(FaultKind::MalformedBody) => {
-            return Ok(answer(
-                StatusCode::OK,
-                "application/json",
-                Bytes::from_static(b"{\"trace_id\": \"3f0c"),
-            ));
-        }
+        Some(FaultKind::MalformedBody) => Some(answer(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(b"{\"trace_id\": \"3f0c"),
+        )),
         Some(FaultKind::Status {
             status,
             retry_after,
             body,
             content_type,
-        }) => return Ok(status_fault(status, retry_after, body, &content_type)),
-        None => {}
-    }
-
-    if authenticated && endpoint.is_some() && parts.method == hyper::Method::POST {
-        let admitted = shared.lock().limiter.admit(Instant::now());
-        if let Err(wait) = admitted {
-            return Ok(rate_limited(wait));
+        }) => Some(status_fault(status, retry_after, body, &content_type)),
+        None => None,
+    };
+    let answer = answer.unwrap_or_else(|| {
+        if authenticated && endpoint.is_some() && parts.method == hyper::Method::POST {
+            let admitted = shared.lock().limiter.admit(Instant::now());
+            if let Err(wait) = admitted {
+                return rate_limited(wait);
+            }
         }
-    }
-
-    let outcome = route(
-        &shared,
-        &parts.method,
-        endpoint,
-        &path,
-        &parts.headers,
-        authenticated,
-        &body,
-    );
-    Ok(match outcome {
-        Ok(value) => json_answer(StatusCode::OK, &value),
-        Err(rejection) => reject(&rejection),
-    })
+        let outcome = route(
+            shared,
+            &parts.method,
+            endpoint,
+            &path,
+            &parts.headers,
+            authenticated,
+            &body,
+        );
+        match outcome {
+            Ok(value) => json_answer(StatusCode::OK, &value),
+            Err(rejection) => reject(&rejection),
+        }
+    });
+    let recorded = RecordedResponse::new(answer.status().as_u16(), answer.body());
+    shared.lock().record_answer(sequence, recorded);
+    shared.notify();
+    answer
 }
 
 fn take_fault(
@@ -351,10 +394,7 @@ fn register(shared: &Shared, body: &Value) -> Result<Value, Rejection> {
         ));
     }
     let trace_id = Uuid::new_v4();
-    let mut state = shared.lock();
-    state.traces.insert(trace_id);
-    state.issued.push(trace_id);
-    drop(state);
+    shared.lock().issue(trace_id, shared.keep_runs);
     Ok(json!({
         "trace_id": trace_id.to_string(),
         "timestamp": wire::iso_millis(chrono::Utc::now()),
@@ -477,7 +517,7 @@ fn json_answer(status: StatusCode, value: &Value) -> Answer {
 }
 
 fn answer(status: StatusCode, content_type: &str, body: Bytes) -> Answer {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(content_type) {
         response.headers_mut().insert(CONTENT_TYPE, value);
