@@ -120,12 +120,57 @@ async fn events_per_second() {
         "events/one-run      2000 events of one run (sent in order, one at a time): {one_trace_rate:.0} events/s"
     );
     println!(
-        "events/sequential   {sequential} awaited Client::log_event calls: {sequential_rate:.0} events/s"
+        "events/sequential   {sequential} awaited Client::send_event calls: {sequential_rate:.0} events/s"
     );
     println!(
         "events/ratio        exporter / sequential = {:.1}x",
         exporter_rate / sequential_rate
     );
+
+    // Idle: everything delivered, the exporter parked, the client alive. Neither the SDK's
+    // thread nor the process should use any CPU (the kernel counts it in 10 ms ticks).
+    let (sdk, process) = (cpu_ticks(Some("fabraix-io")), cpu_ticks(None));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    println!(
+        "idle                10 s with a live client and nothing to send: {} CPU ticks on the SDK's thread, {} in the whole process",
+        cpu_ticks(Some("fabraix-io")) - sdk,
+        cpu_ticks(None) - process,
+    );
+    drop(client);
+}
+
+/// User and system CPU time, in clock ticks, of the thread named `thread` (or of the
+/// whole process), from `/proc`.
+fn cpu_ticks(thread: Option<&str>) -> u64 {
+    let stat = |path: std::path::PathBuf| -> u64 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) closed by `)`.
+        let fields: Vec<&str> = text
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| {
+            fields
+                .get(n)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after `)`.
+        field(11) + field(12)
+    };
+    match thread {
+        None => stat("/proc/self/stat".into()),
+        Some(name) => std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == name)
+            })
+            .map(|task| stat(task.path().join("stat")))
+            .sum(),
+    }
 }
 
 async fn concurrent_runs(runs: usize) {

@@ -33,7 +33,18 @@
 //!
 //! With `FABRAIX_API_KEY` set in the environment, the global client talks to the API at
 //! `FABRAIX_BASE_URL` (default `https://dev.fabraix.com/v1`); or configure one in code with
-//! [`Client::builder`] and install it with [`init`].
+//! [`Client::builder`] and install it with [`init`]. Keep the guard [`init`] returns until
+//! `main` ends: it sends the events still queued before the process exits.
+//!
+//! ```no_run
+//! # async fn handle(_: &str) {}
+//! #[tokio::main]
+//! async fn main() -> Result<(), fabraix::Error> {
+//!     let _fabraix = fabraix::init(fabraix::Client::from_env()?)?;
+//!     handle("Where is my order?").await;
+//!     Ok(())
+//! }
+//! ```
 //!
 //! # The attribute
 //!
@@ -242,11 +253,23 @@
 //! | `FABRAIX_BASE_URL` | the API's base URL; `https://` unless loopback | `https://dev.fabraix.com/v1` |
 //! | `FABRAIX_TIMEOUT_MS` | timeout of one attempt | `10000` |
 //! | `FABRAIX_MAX_RETRIES` | retries of 429, 5xx, connection errors, timeouts | `3` |
+//! | `FABRAIX_RATE_LIMIT` | the key's limit: `60/min,1000/h`, `10/s`, `30/6s`, `off` | by base URL |
 //! | `FABRAIX_DISABLED` | `1`: send nothing, runs have no trace | unset |
 //!
 //! [`ClientBuilder`] has these and more: connect timeout, a total deadline per call,
 //! backoff base and cap, the longest `Retry-After` honoured, queue capacity, requests in
-//! flight, flush timeout.
+//! flight, flush and shutdown timeouts.
+//!
+//! # Rate limits
+//!
+//! Each client keeps one budget for its key ([`RateLimit`]: sliding windows; by default a
+//! development key's `60/min,1000/h` for `dev.fabraix.com`, a production key's for
+//! `api.fabraix.com`, none elsewhere), shared by registrations, checks and events.
+//! Registrations and checks go first, and wait for budget within their deadline rather
+//! than fail; events keep a fifth of each window free for them. A 429 pauses the key and
+//! paces it below the rate that met the limit. An agent fn waits on return for its events
+//! only while they can be sent within its flush timeout at the current pace. [`stats`]
+//! shows the 429s, the time spent waiting and the pace.
 //!
 //! # Features
 //!

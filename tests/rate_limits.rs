@@ -180,7 +180,10 @@ async fn unknown_budget_adapts_with_few_429s_and_loses_nothing() {
     let requests = server.requests();
     let accepted = requests.iter().filter(|r| accepted(r)).count() as u64;
     let refused = server.rate_limited();
-    assert!(refused * 4 < accepted, "{refused} 429s for {accepted} accepted");
+    assert!(
+        refused * 4 < accepted,
+        "{refused} 429s for {accepted} accepted"
+    );
     let stats = client.stats();
     assert_eq!(stats.rate_limited, refused);
     if refused > 0 {

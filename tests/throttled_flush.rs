@@ -136,7 +136,10 @@ async fn a_throttled_episode_is_reported_once_with_its_numbers() {
     assert!(client.flush(Duration::from_secs(120)).await);
 
     let refused = server.rate_limited();
-    assert!(refused >= 2, "the scenario meets the limit more than once: {refused}");
+    assert!(
+        refused >= 2,
+        "the scenario meets the limit more than once: {refused}"
+    );
     let text = captured.text();
     let warnings: Vec<&str> = text
         .lines()

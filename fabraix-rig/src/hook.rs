@@ -181,9 +181,11 @@ impl FabraixHook {
         self.set(|settings| settings.when_unchecked = policy)
     }
 
-    /// How long the end of a rig run waits for the events of a run the hook registered
-    /// to be sent (default [`DEFAULT_FLUSH_TIMEOUT`]; zero: do not wait). Runs of a
-    /// `#[fabraix::agent]` fn are flushed when the fn returns instead.
+    /// How long the end of a rig run may wait for the events of a run the hook registered
+    /// to be sent (default [`DEFAULT_FLUSH_TIMEOUT`]; zero: do not wait). It waits only
+    /// while they can be sent in that time at the key's current pace, as an agent fn does
+    /// (see `fabraix::Client::flush_run`). Runs of a `#[fabraix::agent]` fn are flushed
+    /// when the fn returns instead.
     pub fn flush_timeout(self, timeout: Duration) -> Self {
         self.set(|settings| settings.flush_timeout = timeout)
     }
@@ -317,13 +319,13 @@ impl AgentHook for FabraixHook {
                 &RUN_FAILURE_SCHEMA,
             );
         }
-        if let Some(client) = link.own_client() {
+        if let Some((client, trace)) = link.own_run() {
+            // As an agent fn does when it returns: wait only while the run's events can be
+            // sent within the timeout at the key's pace; a throttled queue never holds the
+            // agent, and sends them in the background.
             let timeout = self.settings.flush_timeout;
-            if !timeout.is_zero() && !client.flush(timeout).await {
-                tracing::warn!(
-                    ?timeout,
-                    "fabraix-rig: the run's events were not all sent before the flush timeout"
-                );
+            if !timeout.is_zero() {
+                client.flush_run(trace.trace_id(), timeout).await;
             }
         }
     }

@@ -67,10 +67,11 @@ impl Link {
         }
     }
 
-    /// The client whose queue holds this run's events, for runs the hook registered.
-    pub(crate) fn own_client(&self) -> Option<&Client> {
+    /// The client whose queue holds this run's events, and the run, for runs the hook
+    /// registered.
+    pub(crate) fn own_run(&self) -> Option<(&Client, &Trace)> {
         match self {
-            Link::Own { client, .. } => Some(client),
+            Link::Own { client, trace } => Some((client, trace)),
             _ => None,
         }
     }

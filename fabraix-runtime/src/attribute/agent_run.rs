@@ -177,7 +177,7 @@ impl<F: Future> Future for RunFuture<F> {
         if this.output.is_none() {
             let output = std::task::ready!(this.inner.poll(cx));
             match this.flush_target.take() {
-                Some((client, trace_id)) if client.worth_flushing() => {
+                Some((client, trace_id)) if client.worth_flushing(client.flush_timeout()) => {
                     *this.flushing = Some(Box::pin(async move {
                         report_flush(trace_id, client.flush_trace(trace_id).await)
                     }));
@@ -210,7 +210,7 @@ pub struct RunGuard {
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if let Some((client, trace_id)) = self.flush_target.take()
-            && client.worth_flushing()
+            && client.worth_flushing(client.flush_timeout())
         {
             report_flush(trace_id, client.flush_trace_blocking(trace_id));
         }

@@ -290,11 +290,26 @@ impl Client {
         self.flush_events_blocking(None, timeout)
     }
 
+    /// Waits for the events of the run `trace_id` queued so far, as an agent fn does when
+    /// it returns: only while they can all be sent within `timeout` at the key's current
+    /// pace, and at most `timeout`. Otherwise (the key is throttled, the queue is long) it
+    /// returns at once, and the events are sent in the background. Answers whether they
+    /// were all sent (or failed).
+    ///
+    /// For integrations that end runs of their own; `#[fabraix::agent]` fns do this on
+    /// return with the client's flush timeout.
+    pub async fn flush_run(&self, trace_id: TraceId, timeout: Duration) -> bool {
+        if !self.worth_flushing(timeout) {
+            return self.in_queue() == 0;
+        }
+        self.flush_events(Some(trace_id), timeout).await
+    }
+
     /// Whether an agent fn returning now should wait for its run's events: some are
-    /// queued, and at the current pace they can all be sent within the flush timeout.
-    /// Otherwise (the key is throttled, the queue is long) the fn returns at once and the
-    /// events are sent in the background.
-    pub(crate) fn worth_flushing(&self) -> bool {
+    /// queued, and at the current pace they can all be sent within `timeout`. Otherwise
+    /// (the key is throttled, the queue is long) the fn returns at once and the events
+    /// are sent in the background.
+    pub(crate) fn worth_flushing(&self, timeout: Duration) -> bool {
         let queued = self.in_queue();
         if queued == 0 {
             return false;
@@ -303,9 +318,10 @@ impl Client {
         // know the network's latency.
         let needed = match self.inner.api.time_to_send(queued) {
             Duration::ZERO => Duration::ZERO,
-            needed => needed.mul_f64(1.25).saturating_add(Duration::from_millis(50)),
+            needed => needed
+                .mul_f64(1.25)
+                .saturating_add(Duration::from_millis(50)),
         };
-        let timeout = self.inner.api.options().flush_timeout;
         if needed > timeout {
             tracing::debug!(
                 target: "fabraix",
@@ -328,16 +344,20 @@ impl Client {
         self.flush_events_blocking(None, timeout)
     }
 
+    /// The flush timeout of agent fns.
+    pub(crate) fn flush_timeout(&self) -> Duration {
+        self.inner.api.options().flush_timeout
+    }
+
     /// Flushes one run's events, bounded by the client's flush timeout.
     pub(crate) async fn flush_trace(&self, trace_id: TraceId) -> bool {
-        let timeout = self.inner.api.options().flush_timeout;
-        self.flush_events(Some(trace_id), timeout).await
+        self.flush_events(Some(trace_id), self.flush_timeout())
+            .await
     }
 
     /// [`flush_trace`](Self::flush_trace), blocking.
     pub(crate) fn flush_trace_blocking(&self, trace_id: TraceId) -> bool {
-        let timeout = self.inner.api.options().flush_timeout;
-        self.flush_events_blocking(Some(trace_id), timeout)
+        self.flush_events_blocking(Some(trace_id), self.flush_timeout())
     }
 
     /// Nothing to wait for when no event was ever queued.

@@ -1,0 +1,156 @@
+//! Living within a rate limit, against a loopback MockServer that enforces one: check
+//! latency with a full event queue next to an empty one, the share of the server's budget
+//! used when demand exceeds it, and 429s per accepted request with the limit known and
+//! unknown. Figures: BENCHMARKS.md.
+//!
+//! ```text
+//! cargo bench --bench rate_limit --all-features
+//! ```
+
+use std::time::{Duration, Instant};
+
+use fabraix::testing::{MockServer, RecordedRequest};
+use fabraix::{Action, AgentId, Client, Event, EventType, RateLimit, Trace};
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        check_latency("no limit", "off").await;
+        check_latency("20/s, known", "20/s").await;
+        budget_use("known", "20/s").await;
+        budget_use("unknown", "off").await;
+    });
+}
+
+async fn server(limit: &str) -> MockServer {
+    MockServer::builder()
+        .rate_limit(limit.parse().expect("a limit"))
+        .start()
+        .await
+        .expect("a server")
+}
+
+fn client(server: &MockServer, limit: &str) -> Client {
+    server
+        .client_builder()
+        .rate_limit(limit.parse::<RateLimit>().expect("a limit"))
+        .queue_capacity(100_000)
+        .deadline(Duration::from_secs(120))
+        .build()
+        .expect("a client")
+}
+
+async fn run(client: &Client) -> Trace {
+    client
+        .register_agent_run(AgentId::from_name("bench").expect("a name"), "p")
+        .await
+        .expect("registered")
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Median latency of a check with no event waiting, then with 1,000 events queued ahead.
+async fn check_latency(label: &str, limit: &str) {
+    const CHECKS: usize = 15;
+    let server = server(limit).await;
+    let client = client(&server, limit);
+    let trace = run(&client).await;
+    let action = Action::new("lookup");
+    let mut empty = Vec::new();
+    for _ in 0..CHECKS {
+        let started = Instant::now();
+        client
+            .check_action(trace.trace_id(), &action)
+            .await
+            .expect("a verdict");
+        empty.push(started.elapsed());
+        // Spaced as an agent's checks are, and so that both sides use the same budget.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut full = Vec::new();
+    for _ in 0..CHECKS {
+        // Keep 1,000 events ahead of every check.
+        while client.event_stats().in_queue < 1_000 {
+            client
+                .queue_event(trace.trace_id(), Event::text(EventType::Tool, "x"))
+                .expect("queued");
+        }
+        let started = Instant::now();
+        client
+            .check_action(trace.trace_id(), &action)
+            .await
+            .expect("a verdict");
+        full.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (empty, full) = (median(empty), median(full));
+    println!(
+        "check latency, {label}: {:.2} ms with 1,000 events queued, {:.2} ms with none: {:.2}x",
+        full.as_secs_f64() * 1e3,
+        empty.as_secs_f64() * 1e3,
+        full.as_secs_f64() / empty.as_secs_f64()
+    );
+}
+
+fn accepted(request: &RecordedRequest) -> bool {
+    request.response.as_ref().is_some_and(|r| r.status == 200)
+}
+
+/// Demand three times the server's 20/s for 15 s: 20 runs each register, then log an event
+/// and check an action every third of a second. Answers the share of the server's budget
+/// used and the 429s per accepted request.
+async fn budget_use(label: &str, client_limit: &str) {
+    const SECONDS: u64 = 15;
+    let server = server("20/s").await;
+    let client = client(&server, client_limit);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(SECONDS);
+    let runs: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let trace = run(&client).await;
+                let mut failed_checks = 0;
+                while Instant::now() < deadline {
+                    let _ = client.queue_event(trace.trace_id(), Event::text(EventType::Tool, "x"));
+                    if client
+                        .check_action(trace.trace_id(), &Action::new("lookup"))
+                        .await
+                        .is_err()
+                    {
+                        failed_checks += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(333)).await;
+                }
+                failed_checks
+            })
+        })
+        .collect();
+    let mut failed_checks = 0;
+    for run in runs {
+        failed_checks += run.await.expect("a run");
+    }
+    let elapsed = started.elapsed();
+    let requests = server.requests();
+    let within: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.received_at.duration_since(started) <= elapsed)
+        .collect();
+    let accepted_count = within.iter().filter(|r| accepted(r)).count();
+    let refused = server.rate_limited();
+    let allowed = 20.0 * elapsed.as_secs_f64();
+    println!(
+        "budget, limit {label} to the client: {accepted_count} accepted in {:.1} s = {:.0}% of the server's 20/s; \
+         {refused} 429s = {:.3} per accepted; {failed_checks} checks failed; {} events still queued",
+        elapsed.as_secs_f64(),
+        100.0 * accepted_count as f64 / allowed,
+        refused as f64 / accepted_count as f64,
+        client.event_stats().in_queue,
+    );
+}
