@@ -202,15 +202,22 @@ mod tests {
             .chars()
             .map(|c| format!("\\u{:04x}", c as u32))
             .collect();
-        for text in [
+        let raw = format!("{{\"message\":\"{escaped}\"}}");
+        for (text, scrubbed) in [
             format!("key {key} here"),
             format!("https://{lower}.example/v1"),
             format!("a \\n{} cut", &key[1..]),
             format!("{} at the end", &key[..key.len() - 1]),
-            format!("{{\"message\":\"{escaped}\"}}"),
             format!("{key}{key}"),
-        ] {
+        ]
+        .into_iter()
+        .map(|text| {
             let scrubbed = scrub(&text);
+            (text, scrubbed)
+        })
+        // Escapes are read only where raw bodies are scrubbed.
+        .chain([(raw.clone(), scrub_raw(&raw))])
+        {
             assert!(
                 !scrubbed.to_ascii_lowercase().contains(&lower[2..10]),
                 "{text} -> {scrubbed}"

@@ -29,3 +29,10 @@ pub fn init(client: Client) -> Result<(), Error> {
 pub fn global_client() -> Result<&'static Client, Error> {
     GLOBAL.get_or_try_init(Client::from_env)
 }
+
+/// The global client if it has been set or built, without building one: for bookkeeping
+/// that must not have the side effect of creating it (which would make a later [`init`]
+/// fail).
+pub(crate) fn built_global_client() -> Option<&'static Client> {
+    GLOBAL.get()
+}

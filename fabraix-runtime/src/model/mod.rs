@@ -4,6 +4,7 @@
 mod action;
 mod error;
 mod event;
+mod finite;
 mod ids;
 mod trace;
 pub(crate) mod wire;
@@ -15,4 +16,6 @@ pub use ids::{AgentId, IntoAgentId, TraceId};
 pub use trace::Trace;
 
 pub(crate) use action::{attach_definitions, parameters_generator};
+pub(crate) use event::NOT_FINITE;
+pub(crate) use finite::has_non_finite;
 pub(crate) use trace::ClientId;
