@@ -14,6 +14,10 @@ use crate::model::Error;
 /// The base URL when neither `FABRAIX_BASE_URL` nor `ClientBuilder::base_url` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://dev.fabraix.com/v1";
 
+/// Why a base URL that holds an API key is refused: the http stack logs URLs (at debug
+/// and trace level), and nothing can scrub its log lines.
+pub(crate) const KEY_IN_URL: &str = "the base url holds an api key; the key goes in `api_key` (or FABRAIX_API_KEY), never in the url";
+
 /// Responses larger than this are refused rather than read.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -71,6 +75,9 @@ impl Settings {
     ) -> Result<Self, Error> {
         if let Some(key) = &api_key {
             scrub::remember(key.expose_secret());
+        }
+        if scrub::holds_a_key(base_url.trim()) {
+            return Err(Error::Config(KEY_IN_URL.into()));
         }
         let base_url = parse_base_url(base_url)?;
         let api_key = match api_key {
@@ -170,6 +177,11 @@ pub(crate) fn shown_url(text: &str) -> String {
             } else {
                 format!("{origin}{}", url.path())
             };
+            if scrub::holds_a_key(&shown) {
+                // Percent-encoded, a key escapes the scrub: show the path decoded instead.
+                let decoded = percent_encoding::percent_decode_str(&shown).decode_utf8_lossy();
+                return scrub::scrub(&decoded);
+            }
             scrub::scrub(&shown)
         }
         Err(_) => "[not a url]".to_owned(),
