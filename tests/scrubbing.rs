@@ -106,28 +106,68 @@ impl Evidence {
     /// Panics at the first item that holds the key in any case, raw, JSON-escaped or
     /// percent-encoded.
     fn assert_no_key(&self) {
-        let escaped_canary = escaped(CANARY);
-        let encoded_canary: String = CANARY.bytes().map(|b| format!("%{b:02x}")).collect();
         for (label, text) in &self.items {
-            let lowered = text.to_ascii_lowercase();
-            let leaks: Vec<&str> = text
-                .lines()
-                .filter(|line| {
-                    let line = line.to_ascii_lowercase();
-                    line.contains(CANARY)
-                        || line.contains(&escaped_canary)
-                        || line.contains(&encoded_canary)
-                })
-                .collect();
+            let leaks: Vec<&str> = text.lines().filter(|line| holds_canary(line)).collect();
             assert!(
-                !lowered.contains(CANARY)
-                    && !lowered.contains(&escaped_canary)
-                    && !lowered.contains(&encoded_canary),
+                !holds_canary(text),
                 "the key leaked in {label}: {}",
                 leaks.join("\n")
             );
         }
     }
+}
+
+/// Whether `text` holds the canary, in any case, once `\uXXXX` escapes and `%XX`
+/// encodings are read.
+fn holds_canary(text: &str) -> bool {
+    let decoded = percent_decoded(&json_unescaped(text)).to_ascii_lowercase();
+    text.to_ascii_lowercase().contains(CANARY) || decoded.contains(CANARY)
+}
+
+fn json_unescaped(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 2..at + 6)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 6..];
+            }
+            None => {
+                out.push_str("\\u");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = text
+            .get(i + 1..i + 3)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn capture_everything() -> Captured {
