@@ -59,8 +59,9 @@ impl AgentId {
     /// Reads an agent id: a UUID string is used as is; any other non-blank text is a name,
     /// mapped by [`AgentId::from_name`].
     ///
-    /// Text that looks like a UUID but is not one (a digit short, a stray letter) is an
-    /// [`Error::InvalidAgentId`] rather than silently becoming a different agent.
+    /// Text that looks like a UUID but is not one (a digit short, a stray letter, `_`
+    /// between the groups) is an [`Error::InvalidAgentId`] rather than silently becoming a
+    /// different agent.
     pub fn parse(text: &str) -> Result<Self, Error> {
         if let Ok(uuid) = Uuid::try_parse(text) {
             return Ok(Self(uuid));
