@@ -1,8 +1,7 @@
 //! The calls that act on the current run: log an event, check an action, flush.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::slot::{self, Slot};
 use crate::client::{Client, built_global_client, global_client};
