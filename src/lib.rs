@@ -65,8 +65,11 @@
 //! - `on_failure`: when the run cannot be registered after the retries, `"continue"` (the
 //!   default) runs the body with no trace and emits one `tracing` warning; `"error"` returns
 //!   `Err(fabraix::Error.into())` without running the body (the fn must return
-//!   `Result<T, E>` with `E: From<fabraix::Error>`); `"panic"` panics. A disabled SDK
-//!   (`FABRAIX_DISABLED=1`) is not a failure: the body runs without a trace.
+//!   `Result<T, E>` with `E: From<fabraix::Error>`); `"panic"` panics. Under `"continue"`
+//!   the run keeps its cause: checks inside it answer [`Error::Unregistered`] naming it
+//!   (the 401, the timeout), and its events are let go and counted
+//!   ([`EventStats::untraced`]). A disabled SDK (`FABRAIX_DISABLED=1`) is not a failure:
+//!   the body runs without a trace.
 //! - Works on every fn shape: async and sync fns, methods taking `self`, `&self` or
 //!   `&mut self`, generics, lifetimes, `impl Trait`, `unsafe fn`, any visibility, and with
 //!   `#[tokio::main]` / `#[tokio::test]` on either side. A sync fn blocks on its
@@ -153,6 +156,14 @@
 //! can forget it. The schema is the fn's name, its doc comment, and one parameter per
 //! argument (`Serialize + JsonSchema`); a blocked call never runs its body and returns
 //! `Err(Error::Blocked { .. }.into())`.
+//!
+//! Guards fail closed: with no verdict, the body does not run. Outside any run the call
+//! returns [`Error::NoTrace`]; in a run that could not be registered,
+//! [`Error::Unregistered`] (its `cause` says why); when the API gives no usable answer,
+//! that error. The one exception is a disabled SDK (`FABRAIX_DISABLED=1` or
+//! `ClientBuilder::disabled(true)`): checking was turned off on purpose, so guarded tools
+//! **run, unchecked**, and the first such call in the process logs a `tracing` warning
+//! saying so. A missing key, a bad URL or a failed registration are not "disabled".
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -250,11 +261,11 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `FABRAIX_API_KEY` | the API key, sent as `x-api-key`, never logged | required unless disabled |
-//! | `FABRAIX_BASE_URL` | the API's base URL; `https://` unless loopback | `https://dev.fabraix.com/v1` |
+//! | `FABRAIX_BASE_URL` | the API's base URL; `https://` unless loopback, ending in the version (`/v1`) | `https://dev.fabraix.com/v1` |
 //! | `FABRAIX_TIMEOUT_MS` | timeout of one attempt | `10000` |
 //! | `FABRAIX_MAX_RETRIES` | retries of 429, 5xx, connection errors, timeouts | `3` |
 //! | `FABRAIX_RATE_LIMIT` | the key's limit: `60/min,1000/h`, `10/s`, `30/6s`, `off` | by base URL |
-//! | `FABRAIX_DISABLED` | `1`: send nothing, runs have no trace | unset |
+//! | `FABRAIX_DISABLED` | `1`: the SDK is off: nothing is sent, runs have no trace, events are let go (counted), checks answer `Error::Disabled`, guarded tools run unchecked | unset |
 //!
 //! [`ClientBuilder`] has these and more: connect timeout, a total deadline per call,
 //! backoff base and cap, the longest `Retry-After` honoured, queue capacity, requests in

@@ -126,6 +126,71 @@ fn unusable_base_urls_are_config_errors() {
 }
 
 #[test]
+fn a_base_url_without_a_version_segment_is_a_config_error() {
+    // Reproduces: a base URL without `/v1` was accepted, and every call was then a 404.
+    for url in [
+        "https://api.fabraix.com",
+        "https://api.fabraix.com/",
+        "https://api.fabraix.com/api",
+        "https://api.fabraix.com/v1/event",
+        "https://api.fabraix.com/version1",
+        "http://127.0.0.1:8080",
+    ] {
+        let err = build(url).unwrap_err();
+        match &err {
+            Error::Config(message) => {
+                assert!(message.contains("version segment"), "{url}: {message}");
+                assert!(message.contains("/v1"), "{url}: {message}");
+            }
+            other => panic!("{url}: expected a config error, got {other:?}"),
+        }
+    }
+    for url in [
+        "https://api.fabraix.com/v1/",
+        "https://api.fabraix.com/v2",
+        "https://gateway.example/fabraix/v1",
+    ] {
+        build(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn a_versioned_base_url_reaches_the_endpoints_under_it() {
+    let server = MockServer::start().await.unwrap();
+    // The MockServer serves `/v1`; a `/v2` base URL is accepted, and its calls go under it.
+    let client = server
+        .client_builder()
+        .base_url(server.url().replace("/v1", "/v2"))
+        .build()
+        .unwrap();
+    let err = client
+        .register_agent_run(AgentId::from_name("a").unwrap(), "p")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err:?}");
+    assert_eq!(server.requests()[0].path, "/v2/register-agent-run");
+}
+
+#[test]
+fn a_base_url_holding_the_api_key_is_refused_without_quoting_it() {
+    for url in [
+        format!("https://api.fabraix.com/{KEY}/v1"),
+        format!("https://{KEY}.fabraix.com/v1"),
+        format!("https://api.fabraix.com/{}/v1", KEY.to_ascii_uppercase()),
+        format!("https://api.fabraix.com/{}/v1", KEY.replace('-', "%2D")),
+    ] {
+        let builder = Client::builder().api_key(KEY).base_url(&url);
+        assert_no_key("a builder's Debug", &format!("{builder:?}"));
+        let err = builder.build().unwrap_err();
+        match &err {
+            Error::Config(message) => assert!(message.contains("holds an api key"), "{message}"),
+            other => panic!("{url}: expected a config error, got {other:?}"),
+        }
+        assert_error_has_no_key(&err);
+    }
+}
+
+#[test]
 fn credentials_in_the_base_url_are_not_echoed() {
     let err = Client::builder()
         .api_key("sk-test")
@@ -313,7 +378,13 @@ fn agent_id_parse_passes_uuids_through() {
 
 #[test]
 fn agent_id_parse_maps_names_like_from_name() {
-    for name in ["cs-agent-prod-v1", "support bot", "deadbeef", "a-b-c-d"] {
+    for name in [
+        "cs-agent-prod-v1",
+        "cs_agent_prod_v1",
+        "support bot",
+        "deadbeef",
+        "a-b-c-d",
+    ] {
         assert_eq!(
             AgentId::parse(name).unwrap(),
             AgentId::from_name(name).unwrap(),
@@ -337,6 +408,9 @@ fn agent_id_parse_rejects_blank_and_uuid_lookalikes() {
         "{550e8400-e29b-41d4-a716-44665544}",
         // A dash out of place.
         "550e8400e-29b-41d4-a716-446655440000",
+        // Underscores for dashes.
+        "550e8400_e29b_41d4_a716_446655440000",
+        "550e8400-e29b_41d4-a716_446655440000",
     ] {
         let err = AgentId::parse(text).unwrap_err();
         assert!(

@@ -281,6 +281,14 @@ fn errors_that_no_retry_can_fix_are_not_retryable() {
         invalid,
         Error::Disabled,
         Error::NoTrace,
+        Error::Unregistered {
+            cause: Arc::new(Error::Api {
+                status: 401,
+                kind: None,
+                code: None,
+                message: "invalid api key".into(),
+            }),
+        },
         Error::QueueFull,
         Error::AlreadyInitialized,
         Error::Blocked {
@@ -308,6 +316,11 @@ fn error_messages_are_lowercase() {
     let errors = [
         Error::Disabled,
         Error::NoTrace,
+        Error::Unregistered {
+            cause: Arc::new(Error::Timeout {
+                after: Duration::from_millis(200),
+            }),
+        },
         Error::QueueFull,
         Error::AlreadyInitialized,
         Error::RateLimited { retry_after: None },

@@ -58,7 +58,8 @@ fn pipeline<A, V>(
 /// - `id` (required): the agent's id, a string literal or an expression (`&str`, `String`,
 ///   `fabraix::AgentId`, `uuid::Uuid`). A UUID is used as is; any other name maps to a stable
 ///   UUID (`fabraix::AgentId::from_name`). An empty literal, or one that looks like a UUID
-///   without being one, is a compile error.
+///   without being one (a digit short, a stray letter, `_` between the groups), is a
+///   compile error.
 /// - `system_prompt` (required): a literal or any `impl Into<String>` expression (a `const`,
 ///   `include_str!(..)`, `format!(..)` of the fn's arguments or `self`), evaluated inside the
 ///   fn on every call. Sent to Fabraix, never logged.
@@ -66,8 +67,10 @@ fn pipeline<A, V>(
 ///   cannot be registered after the client's retries. `"continue"` runs the body with no
 ///   trace and emits one `tracing` warning; `"error"` returns `Err(fabraix::Error.into())`
 ///   without running the body (the fn must return `Result<T, E>` with
-///   `E: From<fabraix::Error>`); `"panic"` panics with the error. A disabled SDK
-///   (`FABRAIX_DISABLED=1`) always runs the body, untraced.
+///   `E: From<fabraix::Error>`); `"panic"` panics with the error. Under `"continue"`, the
+///   run keeps the error: checks and guarded tools inside it answer
+///   `fabraix::Error::Unregistered { cause }`. A disabled SDK (`FABRAIX_DISABLED=1`) always
+///   runs the body, untraced.
 /// - `client = <expr>`: a `&fabraix::Client` to register through instead of the global one;
 ///   the run's events and checks go through it too.
 /// - `crate = "path"`: where the `fabraix` facade is, for crates that re-export it.
@@ -115,9 +118,14 @@ pub fn agent(args: TokenStream, input: TokenStream) -> TokenStream {
 ///   `Ok`.
 /// - Blocked: the body never runs; the fn returns
 ///   `Err(fabraix::Error::Blocked { reasoning, action_check_id }.into())`.
-/// - No run is current, or no verdict can be had (the API is down, its answer is
-///   malformed, the SDK is disabled with `FABRAIX_DISABLED=1`): the body never runs and the
-///   fn returns `Err(..)`. Checks fail closed.
+/// - No verdict can be had: the body never runs and the fn returns `Err(..)`. Checks fail
+///   closed. Outside any run: `fabraix::Error::NoTrace`; inside a run that could not be
+///   registered: `fabraix::Error::Unregistered { cause }`, naming why (a 401, a timeout);
+///   the API down or its answer malformed: that error.
+/// - The SDK disabled (`FABRAIX_DISABLED=1` or `ClientBuilder::disabled(true)`): checking
+///   was turned off on purpose, so the body **runs, unchecked**, and the first such call in
+///   the process logs one `tracing` warning saying that guarded tools run unchecked. Only
+///   a disabled SDK does this; a missing key, a bad URL or a failed registration refuse.
 ///
 /// The fn must return `Result<T, E>` with `E: From<fabraix::Error>`. Sync fns block on the
 /// check; async fns await it.

@@ -23,17 +23,23 @@ fn looks_like_uuid(text: &str) -> bool {
         .unwrap_or(text)
         .trim_start_matches('{')
         .trim_end_matches('}');
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    // `_` separates groups as `-` does: `550e8400_e29b_…` is a UUID written wrong.
+    let separator = |c: char| c == '-' || c == '_';
+    if text.is_empty()
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || separator(c))
+    {
         return false;
     }
     let hex = text.chars().filter(char::is_ascii_hexdigit).count();
-    let dashes = text.chars().filter(|&c| c == '-').count();
-    // Hex digits and dashes only, with the dashes a UUID has.
-    if dashes >= 4 && hex + dashes == text.len() {
+    let separators = text.chars().filter(|&c| separator(c)).count();
+    // Hex digits and separators only, with the separators a UUID has.
+    if separators >= 4 && hex + separators == text.len() {
         return true;
     }
     // Five groups shaped 8-4-4-4-12, give or take a character: a typo in a UUID.
-    let groups: Vec<usize> = text.split('-').map(str::len).collect();
+    let groups: Vec<usize> = text.split(separator).map(str::len).collect();
     if groups.len() == 5
         && groups
             .iter()
@@ -43,7 +49,7 @@ fn looks_like_uuid(text: &str) -> bool {
         return true;
     }
     // The 32-digit form (or longer), nearly all hex.
-    dashes == 0 && text.len() >= 31 && hex + 4 >= text.len()
+    separators == 0 && text.len() >= 31 && hex + 4 >= text.len()
 }
 
 /// What `uuid::Uuid::try_parse` accepts: simple, hyphenated, braced or urn forms.

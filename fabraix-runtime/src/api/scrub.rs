@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::RwLock;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// What a key is replaced with.
 pub(crate) const REDACTED: &str = "[redacted]";
@@ -41,7 +41,8 @@ static NEEDLES: RwLock<Vec<Box<str>>> = RwLock::new(Vec::new());
 
 /// Remembers `key`, so that [`scrub`] removes it from now on.
 pub(crate) fn remember(key: &str) {
-    if key.len() < MIN_KEY_LEN {
+    // A blank "key" would match the spaces of ordinary text.
+    if key.trim().len() < MIN_KEY_LEN {
         return;
     }
     let mut forms = vec![key.to_owned()];
@@ -71,6 +72,18 @@ pub(crate) fn scrub(text: &str) -> String {
         redact(&mut out, needle);
     }
     out
+}
+
+/// Whether `text` (a URL) holds a remembered key, in any case, raw or percent-encoded. A
+/// URL is printed by the http stack's own logs, which nothing here can scrub: a URL that
+/// holds a key must never be sent.
+pub(crate) fn holds_a_key(text: &str) -> bool {
+    let decoded = percent_decode_str(text).decode_utf8_lossy();
+    let lowered = decoded.to_ascii_lowercase();
+    let needles = NEEDLES.read().unwrap_or_else(|e| e.into_inner());
+    needles
+        .iter()
+        .any(|needle| lowered.contains(&needle.to_ascii_lowercase()))
 }
 
 /// Raw text of a body, read through JSON string escapes (so an escaped key is found), with
@@ -202,15 +215,22 @@ mod tests {
             .chars()
             .map(|c| format!("\\u{:04x}", c as u32))
             .collect();
-        for text in [
+        let raw = format!("{{\"message\":\"{escaped}\"}}");
+        for (text, scrubbed) in [
             format!("key {key} here"),
             format!("https://{lower}.example/v1"),
             format!("a \\n{} cut", &key[1..]),
             format!("{} at the end", &key[..key.len() - 1]),
-            format!("{{\"message\":\"{escaped}\"}}"),
             format!("{key}{key}"),
-        ] {
-            let scrubbed = scrub_raw(&text);
+        ]
+        .into_iter()
+        .map(|text| {
+            let scrubbed = scrub(&text);
+            (text, scrubbed)
+        })
+        // Escapes are read only where raw bodies are scrubbed.
+        .chain([(raw.clone(), scrub_raw(&raw))])
+        {
             assert!(
                 !scrubbed.to_ascii_lowercase().contains(&lower[2..10]),
                 "{text} -> {scrubbed}"
@@ -235,6 +255,23 @@ mod tests {
             scrub_raw("lone \\ud83d surrogate"),
             "lone \\ud83d surrogate"
         );
+    }
+
+    #[test]
+    fn a_url_holding_a_key_is_recognised_in_any_form() {
+        let key = remembered();
+        let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+        for url in [
+            format!("https://api.example/{key}/v1"),
+            format!("https://{}.example/v1", key.to_ascii_lowercase()),
+            format!("https://api.example/{encoded}/v1"),
+            format!("https://api.example/v1?k={}", key.to_ascii_uppercase()),
+        ] {
+            assert!(holds_a_key(&url), "{url}");
+        }
+        assert!(!holds_a_key("https://api.example/v1"));
+        remember("    ");
+        assert!(!holds_a_key("https://api.example/a    b/v1"), "a blank key");
     }
 
     #[test]

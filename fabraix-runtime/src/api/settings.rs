@@ -14,6 +14,10 @@ use crate::model::{Error, RateLimit};
 /// The base URL when neither `FABRAIX_BASE_URL` nor `ClientBuilder::base_url` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://dev.fabraix.com/v1";
 
+/// Why a base URL that holds an API key is refused: the http stack logs URLs (at debug
+/// and trace level), and nothing can scrub its log lines.
+pub(crate) const KEY_IN_URL: &str = "the base url holds an api key; the key goes in `api_key` (or FABRAIX_API_KEY), never in the url";
+
 /// Responses larger than this are refused rather than read.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -87,6 +91,9 @@ impl Settings {
     ) -> Result<Self, Error> {
         if let Some(key) = &api_key {
             scrub::remember(key.expose_secret());
+        }
+        if scrub::holds_a_key(base_url.trim()) {
+            return Err(Error::Config(KEY_IN_URL.into()));
         }
         let base_url = parse_base_url(base_url)?;
         let api_key = match api_key {
@@ -189,6 +196,11 @@ pub(crate) fn shown_url(text: &str) -> String {
             } else {
                 format!("{origin}{}", url.path())
             };
+            if scrub::holds_a_key(&shown) {
+                // Percent-encoded, a key escapes the scrub: show the path decoded instead.
+                let decoded = percent_encoding::percent_decode_str(&shown).decode_utf8_lossy();
+                return scrub::scrub(&decoded);
+            }
             scrub::scrub(&shown)
         }
         Err(_) => "[not a url]".to_owned(),
@@ -210,15 +222,33 @@ fn parse_base_url(text: &str) -> Result<Url, Error> {
         )));
     }
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(Error::Config(format!(
-            "the base url `{shown}` must use https:// (plain http:// is only allowed to a loopback host)"
-        ))),
-        other => Err(Error::Config(format!(
-            "the base url `{shown}` has scheme `{other}`; expected https://"
-        ))),
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::Config(format!(
+                "the base url `{shown}` must use https:// (plain http:// is only allowed to a loopback host)"
+            )));
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "the base url `{shown}` has scheme `{other}`; expected https://"
+            )));
+        }
     }
+    if !ends_in_version(&url) {
+        return Err(Error::Config(format!(
+            "the base url `{shown}` must end in the api's version segment, e.g. `https://dev.fabraix.com/v1`: the endpoints (`/register-agent-run`, `/event`, `/check`) are under it"
+        )));
+    }
+    Ok(url)
+}
+
+/// Whether the URL's path ends in a version segment: `/v1`, `/v2`, … (a trailing `/` is
+/// allowed). Without it every call would be a 404 of the API's.
+fn ends_in_version(url: &Url) -> bool {
+    let last = url.path().trim_end_matches('/').rsplit('/').next();
+    last.and_then(|segment| segment.strip_prefix('v'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 pub(crate) fn is_loopback(url: &Url) -> bool {
@@ -243,8 +273,27 @@ mod tests {
             "http://127.0.0.1:8080/v1",
             "http://[::1]:8080/v1",
             "http://localhost:1/v1",
+            "https://api.fabraix.com/v1/",
+            "https://gateway.example/fabraix/v2",
+            "https://gateway.example/fabraix/v10//",
         ] {
             assert!(parse_base_url(ok).is_ok(), "{ok}");
+        }
+        for unversioned in [
+            "https://api.fabraix.com",
+            "https://api.fabraix.com/",
+            "https://api.fabraix.com/api",
+            "https://api.fabraix.com/v1/check",
+            "https://api.fabraix.com/v",
+            "https://api.fabraix.com/V1",
+            "https://api.fabraix.com/v1beta",
+            "http://127.0.0.1:8080",
+        ] {
+            let error = parse_base_url(unversioned).unwrap_err();
+            assert!(
+                error.to_string().contains("version segment"),
+                "{unversioned}: {error}"
+            );
         }
         for bad in [
             "http://api.fabraix.com/v1",

@@ -1,5 +1,7 @@
 //! What the `#[fabraix::action]` expansion calls: describe the call, check it, record it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -7,7 +9,8 @@ use serde_json::{Map, Value, json};
 use super::agent_run::ErrorReturn;
 use crate::context as current;
 use crate::model::{
-    Action, Error, Event, EventType, Verdict, attach_definitions, parameters_generator,
+    Action, Error, Event, EventType, NOT_FINITE, Verdict, attach_definitions, has_non_finite,
+    parameters_generator,
 };
 
 /// An argument `#[fabraix::action]` can send: it serializes to the arguments and has a
@@ -30,7 +33,22 @@ impl<T: Serialize + JsonSchema + ?Sized> ActionArgument for T {
     }
 
     fn value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(self)
+        let value = serde_json::to_value(self)?;
+        // `to_value` turns a NaN or an infinity into `null`; refuse rather than ask about
+        // other arguments than the call's.
+        if holds_null(&value) && has_non_finite(self) {
+            return Err(serde::ser::Error::custom(NOT_FINITE));
+        }
+        Ok(value)
+    }
+}
+
+fn holds_null(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(holds_null),
+        Value::Object(fields) => fields.values().any(holds_null),
+        _ => false,
     }
 }
 
@@ -139,16 +157,23 @@ pub struct ActionCall {
 }
 
 impl ActionCall {
-    /// Asks `/check` in the current run; `Err` unless the verdict approves the call.
+    /// Asks `/check` in the current run; `Err` unless the verdict approves the call. With
+    /// the SDK disabled the call is let through unchecked (see [`unchecked`](Self::unchecked)).
     pub async fn check(self) -> Result<ApprovedCall, Error> {
-        let verdict = current::check_action(&self.action).await?.require_safe()?;
-        Ok(self.approved(verdict))
+        match current::check_action(&self.action).await {
+            Ok(verdict) => Ok(self.approved(verdict.require_safe()?)),
+            Err(Error::Disabled) => Ok(self.unchecked()),
+            Err(error) => Err(error),
+        }
     }
 
     /// [`check`](Self::check) for sync fns: blocks until the verdict.
     pub fn check_blocking(self) -> Result<ApprovedCall, Error> {
-        let verdict = current::check_action_blocking(&self.action)?.require_safe()?;
-        Ok(self.approved(verdict))
+        match current::check_action_blocking(&self.action) {
+            Ok(verdict) => Ok(self.approved(verdict.require_safe()?)),
+            Err(Error::Disabled) => Ok(self.unchecked()),
+            Err(error) => Err(error),
+        }
     }
 
     fn approved(self, verdict: Verdict) -> ApprovedCall {
@@ -158,9 +183,31 @@ impl ActionCall {
             action_check_id: verdict.action_check_id,
         }
     }
+
+    /// The SDK is disabled (`FABRAIX_DISABLED=1`, `ClientBuilder::disabled(true)`): the user
+    /// turned checking off, so the call runs without a verdict, and the first such call of
+    /// the process says so. Only a disabled SDK does this: every other reason for having no
+    /// verdict (no run, a failed registration, an unreachable API) refuses the call.
+    fn unchecked(self) -> ApprovedCall {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "fabraix",
+                action = %self.name,
+                "fabraix is disabled: #[fabraix::action] tools run unchecked"
+            );
+        }
+        // Its `tool` event is let go, as every event of a disabled SDK is (and counted).
+        ApprovedCall {
+            name: self.name,
+            arguments: self.arguments,
+            action_check_id: String::new(),
+        }
+    }
 }
 
-/// A call Fabraix approved; records the call as a `tool` event once it has run.
+/// A call Fabraix approved (or that a disabled SDK let through); records the call as a
+/// `tool` event once it has run.
 #[derive(Debug)]
 pub struct ApprovedCall {
     name: String,

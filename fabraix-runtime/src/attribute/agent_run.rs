@@ -21,6 +21,29 @@ pub struct AgentRun {
     client: Option<Client>,
 }
 
+/// A run that could not start: why, and the `client = …` it was to go through, so that a
+/// body run anyway (`on_failure = "continue"`) still counts its let-go events there.
+#[derive(Debug)]
+pub struct Unstarted {
+    error: Error,
+    client: Option<Client>,
+}
+
+impl Unstarted {
+    fn new(error: Error, client: Option<&Client>) -> Self {
+        Self {
+            error,
+            client: client.cloned(),
+        }
+    }
+}
+
+impl From<Unstarted> for Error {
+    fn from(unstarted: Unstarted) -> Self {
+        unstarted.error
+    }
+}
+
 impl AgentRun {
     /// Registers a run through `client` (the global client when `None`).
     ///
@@ -29,11 +52,11 @@ impl AgentRun {
         client: Option<&Client>,
         agent_id: Result<AgentId, Error>,
         system_prompt: String,
-    ) -> Result<Self, Error> {
-        let (client, explicit) = resolve(client)?;
-        let agent_id = agent_id?;
-        let outcome = client.register_agent_run(agent_id, &system_prompt).await;
-        Self::from_registration(outcome, agent_id, client, explicit)
+    ) -> Result<Self, Unstarted> {
+        let (resolved, explicit) = resolve(client).map_err(|e| Unstarted::new(e, client))?;
+        let agent_id = agent_id.map_err(|e| Unstarted::new(e, client))?;
+        let outcome = resolved.register_agent_run(agent_id, &system_prompt).await;
+        Self::from_registration(outcome, agent_id, resolved, explicit)
     }
 
     /// [`start`](Self::start) for synchronous fns: blocks until registered.
@@ -41,11 +64,11 @@ impl AgentRun {
         client: Option<&Client>,
         agent_id: Result<AgentId, Error>,
         system_prompt: String,
-    ) -> Result<Self, Error> {
-        let (client, explicit) = resolve(client)?;
-        let agent_id = agent_id?;
-        let outcome = client.register_agent_run_blocking(agent_id, &system_prompt);
-        Self::from_registration(outcome, agent_id, client, explicit)
+    ) -> Result<Self, Unstarted> {
+        let (resolved, explicit) = resolve(client).map_err(|e| Unstarted::new(e, client))?;
+        let agent_id = agent_id.map_err(|e| Unstarted::new(e, client))?;
+        let outcome = resolved.register_agent_run_blocking(agent_id, &system_prompt);
+        Self::from_registration(outcome, agent_id, resolved, explicit)
     }
 
     fn from_registration(
@@ -53,7 +76,7 @@ impl AgentRun {
         agent_id: AgentId,
         client: &Client,
         explicit: bool,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, Unstarted> {
         // Only an explicit client rides in the context; the global one is found again.
         let carried = explicit.then(|| client.clone());
         match outcome {
@@ -63,7 +86,10 @@ impl AgentRun {
                 client: Some(client.clone()),
             }),
             Err(Error::Disabled) => Ok(Self::untraced(Error::Disabled, Some(agent_id), carried)),
-            Err(e) => Err(e),
+            Err(error) => Err(Unstarted {
+                error,
+                client: carried,
+            }),
         }
     }
 
@@ -81,24 +107,24 @@ impl AgentRun {
         Some((self.client.clone()?, trace.trace_id()))
     }
 
-    /// `on_failure = "continue"`: a failed registration becomes an untraced run and one
-    /// warning.
-    pub fn or_continue(outcome: Result<Self, Error>) -> Self {
-        outcome.unwrap_or_else(|error| {
+    /// `on_failure = "continue"`: a failed registration becomes an untraced run, which
+    /// keeps the error (its checks answer [`Error::Unregistered`]), and one warning.
+    pub fn or_continue(outcome: Result<Self, Unstarted>) -> Self {
+        outcome.unwrap_or_else(|Unstarted { error, client }| {
             tracing::warn!(
                 target: "fabraix",
                 %error,
                 "fabraix agent run not registered; the agent runs without a trace"
             );
-            Self::untraced(error, None, None)
+            Self::untraced(error, None, client)
         })
     }
 
     /// `on_failure = "panic"`: a failed registration panics with the error's message.
-    pub fn or_panic(outcome: Result<Self, Error>) -> Self {
+    pub fn or_panic(outcome: Result<Self, Unstarted>) -> Self {
         match outcome {
             Ok(run) => run,
-            Err(error) => panic!("fabraix agent run not registered: {error}"),
+            Err(Unstarted { error, .. }) => panic!("fabraix agent run not registered: {error}"),
         }
     }
 
@@ -145,6 +171,7 @@ impl AgentRun {
     }
 }
 
+/// The client to register through, and whether the fn named it (`client = …`).
 fn resolve(client: Option<&Client>) -> Result<(&Client, bool), Error> {
     match client {
         Some(client) => Ok((client, true)),
@@ -257,12 +284,12 @@ impl RunSpan {
 )]
 pub trait ErrorReturn {
     /// The return value carrying `error`.
-    fn from_error(error: Error) -> Self;
+    fn from_error(error: impl Into<Error>) -> Self;
 }
 
 impl<T, E: From<Error>> ErrorReturn for Result<T, E> {
-    fn from_error(error: Error) -> Self {
-        Err(E::from(error))
+    fn from_error(error: impl Into<Error>) -> Self {
+        Err(E::from(error.into()))
     }
 }
 

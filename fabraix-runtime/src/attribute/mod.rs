@@ -10,4 +10,6 @@ mod agent_run;
 pub use action_call::{
     ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
 };
-pub use agent_run::{AgentRun, ErrorReturn, RunFuture, RunGuard, agent_id, system_prompt};
+pub use agent_run::{
+    AgentRun, ErrorReturn, RunFuture, RunGuard, Unstarted, agent_id, system_prompt,
+};

@@ -134,7 +134,10 @@ impl ClientBuilder {
     }
 
     /// The API's base URL, e.g. `https://api.fabraix.com/v1`. It must be `https://` unless
-    /// its host is loopback (`127.0.0.1`, `::1`, `localhost`).
+    /// its host is loopback (`127.0.0.1`, `::1`, `localhost`), and its path must end in the
+    /// API's version segment (`/v1`, `/v2`, …; a trailing `/` is fine), under which the
+    /// endpoints are: `https://api.fabraix.com` alone is an [`Error::Config`] from
+    /// [`build`](Self::build), not a 404 at the first call.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
@@ -223,7 +226,11 @@ impl ClientBuilder {
     }
 
     /// Turns the SDK off: no request is ever sent, registrations return
-    /// [`Error::Disabled`], and agent fns run with no trace.
+    /// [`Error::Disabled`], agent fns run with no trace, their events are let go (counted in
+    /// [`EventStats::untraced`](crate::EventStats::untraced)), `check_action` answers
+    /// [`Error::Disabled`], and `#[fabraix::action]` tools run unchecked (with one `tracing`
+    /// warning per process). Only this switch does that: a missing key, a bad URL or a
+    /// failed registration still refuse guarded tools.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.options.disabled = disabled;
         self

@@ -41,6 +41,13 @@ pub fn global_client() -> Result<&'static Client, Error> {
     GLOBAL.get_or_try_init(Client::from_env)
 }
 
+/// The global client if it has been set or built, without building one: for bookkeeping
+/// that must not have the side effect of creating it (which would make a later [`init`]
+/// fail).
+pub(crate) fn built_global_client() -> Option<&'static Client> {
+    GLOBAL.get()
+}
+
 /// Returned by [`init`]: when dropped, sends what is still queued, waiting at most the
 /// client's shutdown timeout. While it waits, queued events may use the key's whole rate
 /// budget (no agent call is coming any more).

@@ -12,6 +12,7 @@ use chrono::Utc;
 use once_cell::sync::OnceCell;
 
 pub use builder::ClientBuilder;
+pub(crate) use global::built_global_client;
 pub use global::{InitGuard, global_client, init};
 pub use stats::Stats;
 
@@ -180,12 +181,19 @@ impl Client {
     /// once; [`fabraix::log_event`](crate::log_event) does this for the current run.
     ///
     /// Never waits on the network. A full queue drops the event, counts it, and returns
-    /// [`Error::QueueFull`]; a disabled client lets it go.
+    /// [`Error::QueueFull`]; a disabled client lets it go and counts it
+    /// ([`EventStats::untraced`]).
     pub fn queue_event(&self, trace_id: TraceId, event: Event) -> Result<(), Error> {
         if self.is_disabled() {
+            self.let_go_untraced();
             return Ok(());
         }
         self.exporter()?.enqueue(trace_id, event)
+    }
+
+    /// Counts an event let go because its run has no trace ([`EventStats::untraced`]).
+    pub(crate) fn let_go_untraced(&self) {
+        self.inner.counters.let_go_untraced();
     }
 
     fn exporter(&self) -> Result<&Exporter, Error> {
@@ -256,7 +264,8 @@ impl Client {
         )
     }
 
-    /// The event exporter's counters: queued, sent, failed, dropped, still in the queue.
+    /// The event exporter's counters: queued, sent, failed, dropped, still in the queue, and
+    /// let go for want of a trace.
     pub fn event_stats(&self) -> EventStats {
         self.inner.counters.stats()
     }

@@ -1,11 +1,12 @@
 //! The calls that act on the current run: log an event, check an action, flush.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::slot::{self, Slot};
-use crate::client::{Client, Stats, global_client};
+use crate::client::{Client, Stats, built_global_client, global_client};
 use crate::export::EventStats;
-use crate::model::{Action, Error, Event, Verdict};
+use crate::model::{Action, Error, Event, Trace, Verdict};
 
 /// Calls `f` with the client of the current run: the one it was registered through, else
 /// the global one (borrowed, not cloned: this is on `log_event`'s path).
@@ -24,9 +25,11 @@ fn client() -> Result<Client, Error> {
 /// background, in order with the run's other events.
 ///
 /// - Outside any run: [`Error::NoTrace`].
-/// - Inside a run that could not be registered (`on_failure = "continue"`, or the SDK is
-///   disabled): `Ok(())`, and the event is let go; the registration failure was already
-///   reported once.
+/// - Inside a run that has no trace (it could not be registered and
+///   `on_failure = "continue"` ran it anyway, or the SDK is disabled): `Ok(())`, and the
+///   event is let go and counted in [`EventStats::untraced`] of the run's client (its
+///   `client = …`, else the global client, if one has been set or built). The registration
+///   failure itself was reported once, when the run started.
 /// - A full queue: [`Error::QueueFull`]; the event is dropped and counted. It never blocks.
 ///
 /// ```no_run
@@ -39,24 +42,65 @@ fn client() -> Result<Client, Error> {
 pub fn log_event(event: Event) -> Result<(), Error> {
     match slot::current() {
         Slot::Outside => Err(Error::NoTrace),
-        Slot::Untraced(_) => Ok(()),
+        Slot::Untraced(_) => {
+            let_go_untraced();
+            Ok(())
+        }
         Slot::Traced(trace) => with_client(|client| client.queue_event(trace.trace_id(), event)),
+    }
+}
+
+/// Counts an event let go in a run without a trace, on the client the run's calls go
+/// through. The global client is counted on only if it exists already: building it here
+/// would make a later [`init`](crate::init) fail.
+fn let_go_untraced() {
+    match slot::client() {
+        Some(client) => client.let_go_untraced(),
+        None => {
+            if let Some(client) = built_global_client() {
+                client.let_go_untraced();
+            }
+        }
+    }
+}
+
+/// The current run's trace, or the error that says why there is none.
+fn checkable_trace() -> Result<Trace, Error> {
+    match slot::current() {
+        Slot::Traced(trace) => Ok(trace),
+        Slot::Outside => Err(Error::NoTrace),
+        Slot::Untraced(cause) => Err(untraced(cause)),
+    }
+}
+
+/// Why a run without a trace cannot check: the SDK is off, or the registration failed.
+fn untraced(cause: Arc<Error>) -> Error {
+    if matches!(*cause, Error::Disabled) {
+        Error::Disabled
+    } else {
+        Error::Unregistered { cause }
     }
 }
 
 /// Asks Fabraix whether the current run may take `action`, and waits for the verdict.
 ///
-/// Fails closed: outside a run, in a run that could not be registered, or when no verdict
-/// can be had, the result is an `Err`. A blocked action is `Ok` with `is_safe == false`;
-/// [`Verdict::require_safe`] turns that into [`Error::Blocked`].
+/// Fails closed: the result is an `Err` whenever no verdict can be had:
+/// - outside any run: [`Error::NoTrace`];
+/// - inside a run that could not be registered: [`Error::Unregistered`], whose `cause` is
+///   the registration's error (a 401, a timeout, …);
+/// - with the SDK disabled: [`Error::Disabled`] (never an invented verdict);
+/// - when the API gives no usable answer: that error.
+///
+/// A blocked action is `Ok` with `is_safe == false`; [`Verdict::require_safe`] turns that
+/// into [`Error::Blocked`].
 pub async fn check_action(action: &Action) -> Result<Verdict, Error> {
-    let trace = slot::trace().ok_or(Error::NoTrace)?;
+    let trace = checkable_trace()?;
     client()?.check_action(trace.trace_id(), action).await
 }
 
 /// [`check_action`] for synchronous code: blocks this thread.
 pub fn check_action_blocking(action: &Action) -> Result<Verdict, Error> {
-    let trace = slot::trace().ok_or(Error::NoTrace)?;
+    let trace = checkable_trace()?;
     with_client(|client| client.check_action_blocking(trace.trace_id(), action))
 }
 

@@ -38,6 +38,10 @@ pub struct EventStats {
     pub dropped: u64,
     /// Events queued and not yet sent or failed.
     pub in_queue: usize,
+    /// Events let go because their run has no trace: logged inside an agent run that could
+    /// not be registered (`on_failure = "continue"`) or that runs with the SDK disabled,
+    /// or queued on a disabled client. None of them was sent, and none is in `queued`.
+    pub untraced: u64,
 }
 
 /// The counts behind [`EventStats`], shared by the producers and the driver.
@@ -48,6 +52,7 @@ pub(crate) struct Counters {
     failed: AtomicU64,
     dropped: AtomicU64,
     in_queue: AtomicUsize,
+    untraced: AtomicU64,
 }
 
 impl Counters {
@@ -84,6 +89,11 @@ impl Counters {
         }
     }
 
+    /// Counts one event let go because its run has no trace.
+    pub fn let_go_untraced(&self) {
+        self.untraced.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Events queued and not yet sent or failed.
     pub fn in_queue(&self) -> usize {
         self.in_queue.load(Ordering::Acquire)
@@ -96,6 +106,7 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             in_queue: self.in_queue(),
+            untraced: self.untraced.load(Ordering::Relaxed),
         }
     }
 }

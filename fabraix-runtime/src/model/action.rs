@@ -60,14 +60,17 @@ impl Action {
         self
     }
 
-    /// The arguments of this call. If they cannot be serialized, the check fails with
-    /// [`Error::Encode`] rather than asking about something else.
+    /// The arguments of this call. If they cannot be serialized (a NaN or infinite number
+    /// included: JSON has none), the check fails with [`Error::Encode`] rather than asking
+    /// about something else.
     pub fn arguments(mut self, arguments: &impl Serialize) -> Self {
         self.arguments = to_json("an action's arguments", arguments);
         self
     }
 
     /// An action whose parameter schema is derived from the arguments' type with `schemars`.
+    /// Arguments that cannot be serialized (a NaN or infinite number included) are an
+    /// [`Error::Encode`].
     pub fn typed<A: Serialize + JsonSchema>(
         name: impl Into<String>,
         description: impl Into<String>,

@@ -97,11 +97,26 @@ pub enum Error {
     )]
     NoTrace,
 
+    /// The call needs the current agent run's trace, and the run has none: it could not be
+    /// registered (`on_failure = "continue"` ran the agent anyway). `cause` is why, e.g. the
+    /// API's 401; it is also this error's [`source`](std::error::Error::source).
+    ///
+    /// A run without a trace because the SDK is disabled answers [`Error::Disabled`]
+    /// instead.
+    #[error("this fabraix agent run has no trace, because it could not be registered: {cause}")]
+    Unregistered {
+        /// Why the run could not be registered.
+        #[source]
+        cause: Arc<Error>,
+    },
+
     /// The event queue is full, so the event was dropped (and counted).
     #[error("the fabraix event queue is full; the event was dropped")]
     QueueFull,
 
-    /// The SDK is disabled (`FABRAIX_DISABLED=1` or `ClientBuilder::disabled`): nothing is sent.
+    /// The SDK is disabled (`FABRAIX_DISABLED=1` or `ClientBuilder::disabled`): nothing is
+    /// sent, and no check can be made. A `#[fabraix::action]` tool runs unchecked instead of
+    /// returning this.
     #[error("fabraix is disabled")]
     Disabled,
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::Error;
+use super::finite::has_non_finite;
 
 /// The kinds of event the API takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,8 +135,17 @@ impl Event {
 
     /// An event with any serializable data and the JSON Schema it conforms to.
     ///
-    /// Fails with [`Error::Encode`] when the data cannot be serialized or the schema is not
-    /// a JSON Schema (an object or a boolean).
+    /// Fails with [`Error::Encode`] when the data cannot be serialized (a NaN or infinite
+    /// number included: JSON has none) or the schema is not a JSON Schema (an object or a
+    /// boolean).
+    ///
+    /// ```
+    /// use fabraix_runtime::{Error, Event, EventType};
+    ///
+    /// let reading = serde_json::json!({ "type": "object" });
+    /// let broken = Event::json(EventType::Environment, &[1.0, f64::NAN], reading);
+    /// assert!(matches!(broken, Err(Error::Encode { .. })));
+    /// ```
     pub fn json(
         kind: EventType,
         data: &impl Serialize,
@@ -155,7 +165,7 @@ impl Event {
     }
 
     /// An event whose schema is derived from the data's type with `schemars`
-    /// (`#[derive(Serialize, JsonSchema)]`).
+    /// (`#[derive(Serialize, JsonSchema)]`). Fails as [`Event::json`] does.
     pub fn typed<T: Serialize + JsonSchema>(kind: EventType, data: &T) -> Result<Self, Error> {
         Ok(Self {
             kind,
@@ -184,15 +194,34 @@ impl Event {
     }
 }
 
+/// `data` as JSON text. A NaN or infinite number is an [`Error::Encode`]: JSON has no such
+/// numbers, and `serde_json` would quietly write `null` in their place.
 pub(crate) fn to_json(
     what: &'static str,
     data: &(impl Serialize + ?Sized),
 ) -> Result<String, Error> {
-    serde_json::to_string(data).map_err(|e| Error::Encode {
+    let text = serde_json::to_string(data).map_err(|e| Error::Encode {
         what,
         message: e.to_string(),
-    })
+    })?;
+    // Only a text with a `null` in it can hide one; most never pay for the second walk.
+    if text.contains("null") && has_non_finite(data) {
+        return Err(not_finite(what));
+    }
+    Ok(text)
 }
+
+/// The error for a value with a NaN or infinite number in it.
+fn not_finite(what: &'static str) -> Error {
+    Error::Encode {
+        what,
+        message: NOT_FINITE.into(),
+    }
+}
+
+/// Why a NaN or an infinity cannot be sent.
+pub(crate) const NOT_FINITE: &str =
+    "a number is NaN or infinite, which JSON cannot represent (it would be sent as null)";
 
 /// The JSON Schema of `T` as text, derived once per type. Keyed by the type's `TypeId`
 /// (through `typeid`, which also covers types that borrow): type names can collide, and a

@@ -59,8 +59,9 @@ impl AgentId {
     /// Reads an agent id: a UUID string is used as is; any other non-blank text is a name,
     /// mapped by [`AgentId::from_name`].
     ///
-    /// Text that looks like a UUID but is not one (a digit short, a stray letter) is an
-    /// [`Error::InvalidAgentId`] rather than silently becoming a different agent.
+    /// Text that looks like a UUID but is not one (a digit short, a stray letter, `_`
+    /// between the groups) is an [`Error::InvalidAgentId`] rather than silently becoming a
+    /// different agent.
     pub fn parse(text: &str) -> Result<Self, Error> {
         if let Ok(uuid) = Uuid::try_parse(text) {
             return Ok(Self(uuid));
@@ -85,9 +86,9 @@ impl AgentId {
 }
 
 /// True for text shaped like a UUID, so that a mistyped UUID is an error rather than the
-/// name of some other agent: hex digits and at least four dashes; five dash-separated
-/// groups of about 8-4-4-4-12 letters and digits; or about 32 letters and digits, nearly
-/// all hex. The macro crate applies the same rule to `id` literals at compile time.
+/// name of some other agent: hex digits and at least four separators (`-` or `_`); five
+/// groups of about 8-4-4-4-12 letters and digits, separated by `-` or `_`; or about 32
+/// letters and digits, nearly all hex. The macro crate applies the same rule to `id` literals at compile time.
 pub(crate) fn looks_like_uuid(text: &str) -> bool {
     let text = text.trim();
     let text = text
@@ -95,17 +96,23 @@ pub(crate) fn looks_like_uuid(text: &str) -> bool {
         .unwrap_or(text)
         .trim_start_matches('{')
         .trim_end_matches('}');
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    // `_` separates groups as `-` does: `550e8400_e29b_…` is a UUID written wrong.
+    let separator = |c: char| c == '-' || c == '_';
+    if text.is_empty()
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || separator(c))
+    {
         return false;
     }
     let hex = text.chars().filter(char::is_ascii_hexdigit).count();
-    let dashes = text.chars().filter(|&c| c == '-').count();
-    // Hex digits and dashes only, with the dashes a UUID has.
-    if dashes >= 4 && hex + dashes == text.len() {
+    let separators = text.chars().filter(|&c| separator(c)).count();
+    // Hex digits and separators only, with the separators a UUID has.
+    if separators >= 4 && hex + separators == text.len() {
         return true;
     }
     // Five groups shaped 8-4-4-4-12, give or take a character: a typo in a UUID.
-    let groups: Vec<usize> = text.split('-').map(str::len).collect();
+    let groups: Vec<usize> = text.split(separator).map(str::len).collect();
     if groups.len() == 5
         && groups
             .iter()
@@ -115,7 +122,7 @@ pub(crate) fn looks_like_uuid(text: &str) -> bool {
         return true;
     }
     // The 32-digit form (or longer), nearly all hex.
-    dashes == 0 && text.len() >= 31 && hex + 4 >= text.len()
+    separators == 0 && text.len() >= 31 && hex + 4 >= text.len()
 }
 
 impl fmt::Display for AgentId {
@@ -272,6 +279,9 @@ mod tests {
             "550e8400-e29b-41d4-a716-4466554400000",
             "550e8400e29b41d4a716446655440000ff",
             "{550e8400-e29b-41d4-a716-44665544}",
+            "550e8400_e29b_41d4_a716_446655440000",
+            "550e8400-e29b_41d4-a716_446655440000",
+            "550E8400_E29B_41D4_A716_44665544000G",
         ] {
             assert!(looks_like_uuid(text), "{text}");
             assert!(matches!(
@@ -279,7 +289,14 @@ mod tests {
                 Err(Error::InvalidAgentId { .. })
             ));
         }
-        for text in ["cs-agent-prod-v1", "support bot", "deadbeef", "a-b-c-d"] {
+        for text in [
+            "cs-agent-prod-v1",
+            "cs_agent_prod_v1",
+            "support bot",
+            "deadbeef",
+            "a-b-c-d",
+            "order_lookup_agent",
+        ] {
             assert!(!looks_like_uuid(text), "{text}");
         }
     }

@@ -4,6 +4,7 @@
 mod action;
 mod error;
 mod event;
+mod finite;
 mod ids;
 mod rate_limit;
 mod trace;
@@ -17,4 +18,6 @@ pub use rate_limit::{RateLimit, RateWindow};
 pub use trace::Trace;
 
 pub(crate) use action::{attach_definitions, parameters_generator};
+pub(crate) use event::NOT_FINITE;
+pub(crate) use finite::has_non_finite;
 pub(crate) use trace::ClientId;
