@@ -33,8 +33,11 @@ const AGENT_SHARE: f64 = 0.2;
 const DECREASE: f64 = 0.7;
 /// How fast the pace grows back while requests succeed: this share per second.
 const GROWTH_PER_SECOND: f64 = 0.02;
-/// The pace never drops below one request a minute.
-const MIN_PACE: f64 = 1.0 / 60.0;
+/// The pace never drops below one request every ten seconds.
+const MIN_PACE: f64 = 0.1;
+/// A 429 sets a pace only when this many requests were accepted in the measured past:
+/// fewer say nothing about the rate the server takes (the pause alone applies).
+const MIN_EVIDENCE: usize = 2;
 /// Rates are measured over this much of the recent past…
 const MEASURE: Duration = Duration::from_secs(10);
 /// …and over at most this many sends.
@@ -228,15 +231,19 @@ impl State {
         }
     }
 
-    /// Requests the server accepted per second, over the recent past (at least a second).
-    fn measured_rate(&self, now: Instant) -> f64 {
+    /// How many requests the server accepted over the recent past.
+    fn recently_accepted(&self, now: Instant) -> usize {
         let since = now.checked_sub(MEASURE);
-        let recent = self
-            .accepted
+        self.accepted
             .iter()
             .rev()
             .take_while(|t| since.is_none_or(|s| **t >= s))
-            .count();
+            .count()
+    }
+
+    /// Requests the server accepted per second, over the recent past (at least a second).
+    fn measured_rate(&self, now: Instant) -> f64 {
+        let recent = self.recently_accepted(now);
         let first = self.accepted.get(self.accepted.len() - recent).copied();
         let span = first
             .map(|f| now.saturating_duration_since(f))
@@ -275,7 +282,7 @@ impl State {
         if let Some(episode) = &mut self.episode {
             episode.throttled += 1;
         }
-        if ticket.epoch == self.epoch {
+        if ticket.epoch == self.epoch && self.recently_accepted(now) >= MIN_EVIDENCE {
             // Sent after the last pause: the pace was still too fast.
             self.epoch += 1;
             let measured = self.measured_rate(now);
@@ -641,6 +648,24 @@ mod tests {
         // Minutes later, with little sent, the pace is far above need: dropped.
         s.succeeded(now + RELAX_AFTER + Duration::from_secs(11));
         assert_eq!(s.stats().pace, None);
+    }
+
+    #[test]
+    fn a_429_before_anything_was_accepted_pauses_without_pacing() {
+        // Nothing says how fast the server takes requests yet: no pace is guessed.
+        let mut s = state("off");
+        let now = Instant::now();
+        assert!(go(&mut s, Lane::Agent, now));
+        s.throttled(
+            Ticket { epoch: 0 },
+            Some(Duration::from_secs(1)),
+            &POLICY,
+            now,
+        );
+        assert_eq!(s.stats().pace, None);
+        let later = now + Duration::from_secs(1);
+        assert!(go(&mut s, Lane::Agent, later));
+        assert!(go(&mut s, Lane::Agent, later));
     }
 
     #[test]

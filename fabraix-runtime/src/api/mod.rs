@@ -67,8 +67,8 @@ impl Api {
 
     /// A call an agent waits for: sent when the rate budget allows (agent calls before
     /// queued events), under the retry policy and within the call's deadline, answering
-    /// the success body. A 429 pauses the whole key and is waited out within the deadline,
-    /// not counted as a retry. Run it on the SDK's thread.
+    /// the success body. A 429 pauses the whole key; the retry waits for the key with the
+    /// other requests. Run it on the SDK's thread.
     pub async fn call(&self, endpoint: Endpoint, body: Bytes) -> Result<Vec<u8>, Error> {
         let options = self.options();
         let started = Instant::now();
@@ -96,13 +96,14 @@ impl Api {
                 Err(failure) => failure,
             };
             if let Error::RateLimited { .. } = failure.error {
-                // The key is paused for every lane; this call waits its turn with the
-                // others, within its deadline.
+                // The whole key pauses: this call's next attempt waits for the key with
+                // every other request (agent calls first), not on a timer of its own.
                 self.budget
                     .throttled(ticket, failure.retry_after, &options.retry);
-                if remaining().is_zero() {
+                if retry >= options.retry.max_retries || remaining().is_zero() {
                     return Err(failure.error);
                 }
+                retry += 1;
                 continue;
             }
             if !failure.error.is_retryable() || retry >= options.retry.max_retries {
