@@ -159,7 +159,10 @@ async fn check_call_outside_a_run_fails_closed() {
 async fn agent_checks(
     client: &Client,
     tool: &'static str,
-) -> (Option<Trace>, Result<rmcp::model::CallToolRequestParams, Error>) {
+) -> (
+    Option<Trace>,
+    Result<rmcp::model::CallToolRequestParams, Error>,
+) {
     let checked = check_call(note_call(tool, "todo"), None).await;
     (fabraix::current_trace(), checked)
 }
@@ -188,7 +191,10 @@ async fn check_call_with_fabraix_disabled_lets_the_call_go_unchecked() {
 #[tokio::test]
 async fn check_call_in_a_run_that_could_not_register_fails_closed_and_names_why() {
     let mock = MockServer::start().await.unwrap();
-    mock.fail_next(usize::MAX, Fault::status(401).on(Endpoint::RegisterAgentRun));
+    mock.fail_next(
+        usize::MAX,
+        Fault::status(401).on(Endpoint::RegisterAgentRun),
+    );
     let client = mock.client();
 
     let (trace, checked) = agent_checks(&client, "delete_note").await;

@@ -39,7 +39,10 @@ impl Mailer {
             EventType::Memory,
             format!("mailing {}", note.name),
         ));
-        match (logged, send_email(format!("{}@example.com", note.name)).await) {
+        match (
+            logged,
+            send_email(format!("{}@example.com", note.name)).await,
+        ) {
             (Ok(()), Ok(sent)) => sent,
             (logged, sent) => format!("logged: {logged:?}, sent: {sent:?}"),
         }
@@ -116,7 +119,10 @@ fn with_fabraix_disabled_every_tool_runs_unchecked_with_one_warning() {
 
         // Calls with no trace, a call in a caller's run, and a call an agent fn let go.
         let first = peer.call_tool(note_call("mail_note", "ada")).await.unwrap();
-        let second = peer.call_tool(note_call("mail_note", "alan")).await.unwrap();
+        let second = peer
+            .call_tool(note_call("mail_note", "alan"))
+            .await
+            .unwrap();
         let trace = Trace::new(
             TraceId::from_uuid(uuid::Uuid::new_v4()),
             AgentId::from_name("caller-agent").unwrap(),

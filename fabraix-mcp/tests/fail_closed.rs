@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use fabraix::{AgentId, Client, Trace, TraceId};
 use fabraix::testing::{Endpoint, Fault, MockServer};
+use fabraix::{AgentId, Client, Trace, TraceId};
 use fabraix_mcp::{Guard, REFUSAL_META_KEY, inject_trace};
 use rmcp::model::CallToolResult;
 

@@ -136,7 +136,12 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
     assert_eq!(checked.allowed.len(), 1);
     assert_eq!(checked.allowed[0].id, READ_CALL_ID);
     assert_eq!(checked.allowed[0].arguments, json!({ "name": NOTE }));
-    assert!(checked.allowed[0].verdict.as_ref().is_some_and(|v| v.is_safe));
+    assert!(
+        checked.allowed[0]
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.is_safe)
+    );
     assert_eq!(checked.refused.len(), 1);
     let refused = &checked.refused[0];
     assert_eq!(
@@ -318,9 +323,16 @@ async fn with_a_disabled_client_checks_in_a_given_trace_allow_the_calls_unchecke
 #[tokio::test]
 async fn in_a_run_that_could_not_register_calls_are_refused_and_say_why() {
     let server = MockServer::start().await.unwrap();
-    server.fail_next(usize::MAX, Fault::status(401).on(Endpoint::RegisterAgentRun));
+    server.fail_next(
+        usize::MAX,
+        Fault::status(401).on(Endpoint::RegisterAgentRun),
+    );
     let client = server.client();
-    let calls = [function_call(READ_CALL_ID, "read_note", r#"{"name":"groceries"}"#)];
+    let calls = [function_call(
+        READ_CALL_ID,
+        "read_note",
+        r#"{"name":"groceries"}"#,
+    )];
 
     #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
     async fn agent(client: &Client, calls: &[ChatCompletionMessageToolCalls]) -> CheckedToolCalls {

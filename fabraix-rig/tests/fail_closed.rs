@@ -110,7 +110,11 @@ async fn a_disabled_sdk_runs_the_tools_unchecked_and_sends_nothing() {
     let results = model.tool_results(1);
     let texts: Vec<&str> = results.iter().map(|(_, text)| text.as_str()).collect();
     assert_eq!(texts, [GROCERIES, "deleted `groceries`"], "{results:?}");
-    assert!(answer.output().contains("deleted `groceries`"), "{}", answer.output());
+    assert!(
+        answer.output().contains("deleted `groceries`"),
+        "{}",
+        answer.output()
+    );
     // Nothing was sent; the run's events were let go, and counted: two model requests,
     // two answers, two tool results.
     assert!(client.flush(PATIENCE).await);
