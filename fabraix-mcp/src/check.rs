@@ -1,6 +1,6 @@
 //! A guarded `tools/call`: the run, the check, then the tool or a refusal.
 
-use fabraix::{Client, Trace, Verdict};
+use fabraix::{Client, Error, Trace, Verdict};
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
@@ -26,6 +26,20 @@ enum Clearance {
         client: Client,
         trace: Option<Trace>,
     },
+}
+
+impl Clearance {
+    /// A call that got no verdict, because of `error`: cleared to run unchecked when the
+    /// SDK is disabled, else refused.
+    fn without_verdict(
+        error: Error,
+        request: &CallToolRequestParams,
+        client: Client,
+        trace: Option<Trace>,
+    ) -> Result<Self, Refusal> {
+        disabled::unchecked_if_disabled(error, &request.name).map_err(Refusal::Unchecked)?;
+        Ok(Clearance::Disabled { client, trace })
+    }
 }
 
 impl<S: ServerHandler> Guarded<S> {
@@ -74,8 +88,7 @@ impl<S: ServerHandler> Guarded<S> {
         context: &RequestContext<RoleServer>,
     ) -> Result<Clearance, Refusal> {
         let client = self.guard.resolve_client().map_err(Refusal::Unchecked)?;
-        let inbound = self.inbound_trace(request, context);
-        let trace = match inbound {
+        let trace = match self.inbound_trace(request, context) {
             Some(trace) => trace,
             None => {
                 let registered = self
@@ -84,14 +97,7 @@ impl<S: ServerHandler> Guarded<S> {
                     .await;
                 match registered {
                     Ok(trace) => trace,
-                    Err(error) => {
-                        disabled::unchecked_if_disabled(error, &request.name)
-                            .map_err(Refusal::Unchecked)?;
-                        return Ok(Clearance::Disabled {
-                            client,
-                            trace: None,
-                        });
-                    }
+                    Err(error) => return Clearance::without_verdict(error, request, client, None),
                 }
             }
         };
@@ -99,14 +105,7 @@ impl<S: ServerHandler> Guarded<S> {
         let action = tool_action(&request.name, tool.as_ref(), request.arguments.as_ref());
         let verdict = match client.check_action(trace.trace_id(), &action).await {
             Ok(verdict) => verdict,
-            Err(error) => {
-                disabled::unchecked_if_disabled(error, &request.name)
-                    .map_err(Refusal::Unchecked)?;
-                return Ok(Clearance::Disabled {
-                    client,
-                    trace: Some(trace),
-                });
-            }
+            Err(error) => return Clearance::without_verdict(error, request, client, Some(trace)),
         };
         if !verdict.is_safe {
             return Err(Refusal::Blocked(verdict));

@@ -220,24 +220,23 @@ async fn decide(
         Ok(arguments) => arguments,
         Err(problem) => return refuse(Refusal::InvalidArguments(problem.clone())),
     };
-    match recorder.check(&declared.arguments(arguments)).await {
-        Ok(verdict) if verdict.is_safe => Decision::Allowed(AllowedToolCall {
+    let allow = |verdict: Option<Verdict>| {
+        Decision::Allowed(AllowedToolCall {
             id: parsed.id.to_owned(),
             name: parsed.name.to_owned(),
             arguments: arguments.clone(),
-            verdict: Some(verdict),
-        }),
+            verdict,
+        })
+    };
+    match recorder.check(&declared.arguments(arguments)).await {
+        Ok(verdict) if verdict.is_safe => allow(Some(verdict)),
         Ok(verdict) => refuse(Refusal::Blocked {
             reasoning: verdict.reasoning,
             action_check_id: verdict.action_check_id,
         }),
+        // Not checked: allowed only when the SDK is disabled, with no verdict.
         Err(error) => match disabled::unchecked_if_disabled(error, parsed.name) {
-            Ok(()) => Decision::Allowed(AllowedToolCall {
-                id: parsed.id.to_owned(),
-                name: parsed.name.to_owned(),
-                arguments: arguments.clone(),
-                verdict: None,
-            }),
+            Ok(()) => allow(None),
             Err(error) => refuse(Refusal::Unchecked(error)),
         },
     }
