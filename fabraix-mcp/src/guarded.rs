@@ -36,7 +36,10 @@ use crate::session::SessionRun;
 ///    - blocked: the tool does not run; the call answers a tool error
 ///      (`isError: true`) whose text carries Fabraix's reasoning, so the model can adapt;
 ///    - no verdict (Fabraix unreachable, an error answer, no run): the tool does not run
-///      either; the call answers a tool error saying that it could not be checked.
+///      either; the call answers a tool error saying that it could not be checked;
+///    - the SDK disabled (`FABRAIX_DISABLED=1`, `ClientBuilder::disabled(true)`): checking
+///      is off, so the tool runs unchecked (in the caller's run if the call names one),
+///      with one `tracing` warning per process. See the crate docs, "Disabled means off".
 ///
 /// A call sent again with the answers to the server's input requests (MCP's multi-round
 /// tool calls) is a new `tools/call`, checked again. A tool that answers with a task and
@@ -210,7 +213,7 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
     }
 
     /// Checks the call with Fabraix, then runs the inner server's tool only if the verdict
-    /// approves it (see [`Guarded`]).
+    /// approves it, or the SDK is disabled (see [`Guarded`]).
     fn call_tool(
         &self,
         request: CallToolRequestParams,

@@ -52,13 +52,25 @@
 //! - otherwise answers a tool error result (`isError: true`) that the model can read:
 //!   Fabraix's reasoning for a blocked call, or that the call could not be checked when
 //!   no verdict could be had (Fabraix unreachable, an error answer, no run). Checks fail
-//!   closed: the tool never runs unchecked. Details for programs are in the result's
-//!   `_meta`, under [`REFUSAL_META_KEY`].
+//!   closed: the tool never runs unchecked, unless the SDK is disabled (below). Details
+//!   for programs are in the result's `_meta`, under [`REFUSAL_META_KEY`].
 //!
 //! Checks go through the global client ([`fabraix::global_client`]: from the
 //! environment, `FABRAIX_API_KEY` and `FABRAIX_BASE_URL`, unless [`fabraix::init`] set
 //! one), or the one given to [`Guard::client`]; so do the tool bodies' own
 //! `fabraix::log_event` and `fabraix::check_action`.
+//!
+//! # Disabled means off
+//!
+//! With the SDK disabled (`FABRAIX_DISABLED=1`, or a client built with
+//! `ClientBuilder::disabled(true)`) the user has turned checking off on purpose: every
+//! tool runs, **unchecked**, and the first such call of the process logs one `tracing`
+//! warning saying so. Nothing is sent to Fabraix: no run is registered, no check asked,
+//! no `tool` event logged. A call that carries a trace runs in it, one that carries none
+//! in a run without a trace (as a disabled SDK's agent fns do), so the tool's own
+//! `#[fabraix::action]` fns run unchecked too. Only this switch lets a tool run without a
+//! verdict: a missing key, a bad base URL, a failed registration or an unreachable
+//! Fabraix still refuse the call.
 //!
 //! # Calling a guarded server from an agent
 //!
@@ -103,6 +115,7 @@ mod action;
 mod catalog;
 mod check;
 mod client;
+mod disabled;
 mod guard;
 mod guarded;
 mod meta;

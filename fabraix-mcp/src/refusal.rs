@@ -12,7 +12,8 @@ pub const REFUSAL_META_KEY: &str = "com.fabraix/refusal";
 pub(crate) enum Refusal {
     /// Fabraix checked the call and blocked it.
     Blocked(Verdict),
-    /// No verdict could be had: no client, no run, or no answer from Fabraix.
+    /// No verdict could be had: no client, no run, or no answer from Fabraix (never a
+    /// disabled SDK: its calls run unchecked).
     Unchecked(Error),
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use fabraix::testing::{Endpoint, MockServer};
+use fabraix::testing::{Endpoint, Fault, MockServer};
 use fabraix::{AgentId, Client, Error, Trace, TraceId, propagation};
 use fabraix_mcp::{Guard, check_call, extract_trace, inject_current_trace, inject_trace};
 use rmcp::model::{NumberOrString, ProgressToken, RequestParamsMeta};
@@ -153,4 +153,56 @@ async fn check_call_keeps_a_blocked_call_from_leaving_the_agent() {
 async fn check_call_outside_a_run_fails_closed() {
     let result = check_call(note_call("read_note", "a"), None).await;
     assert!(matches!(result, Err(Error::NoTrace)), "{result:?}");
+}
+
+#[fabraix::agent(id = "caller-agent", system_prompt = "You call tools.", client = client)]
+async fn agent_checks(
+    client: &Client,
+    tool: &'static str,
+) -> (
+    Option<Trace>,
+    Result<rmcp::model::CallToolRequestParams, Error>,
+) {
+    let checked = check_call(note_call(tool, "todo"), None).await;
+    (fabraix::current_trace(), checked)
+}
+
+#[tokio::test]
+async fn check_call_with_fabraix_disabled_lets_the_call_go_unchecked() {
+    // A server the client would reach if it were not disabled, to show that nothing does.
+    let mock = MockServer::start().await.unwrap();
+    let client = mock.client_builder().disabled(true).build().unwrap();
+    let notes = Notes::default();
+    let (peer, _server) = connect(Guard::new().client(client.clone()).wrap(notes.clone())).await;
+
+    let (trace, checked) = agent_checks(&client, "delete_note").await;
+    assert_eq!(trace, None, "a disabled SDK's run has no trace");
+    let call = checked.expect("the call goes, unchecked");
+    assert_eq!(call.meta, None, "no trace to write");
+    let result = peer.call_tool(call).await.unwrap();
+
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(text(&result), "deleted todo");
+    assert_eq!(notes.ran().len(), 1);
+    assert!(client.flush(PATIENCE).await);
+    assert!(mock.requests().is_empty(), "{:#?}", mock.requests());
+}
+
+#[tokio::test]
+async fn check_call_in_a_run_that_could_not_register_fails_closed_and_names_why() {
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_next(
+        usize::MAX,
+        Fault::status(401).on(Endpoint::RegisterAgentRun),
+    );
+    let client = mock.client();
+
+    let (trace, checked) = agent_checks(&client, "delete_note").await;
+
+    assert_eq!(trace, None);
+    match checked {
+        Err(Error::Unregistered { cause }) => assert_eq!(cause.status(), Some(401), "{cause}"),
+        other => panic!("expected Unregistered, got {other:?}"),
+    }
+    assert!(mock.requests_to(Endpoint::Check).is_empty());
 }

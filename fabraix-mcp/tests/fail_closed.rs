@@ -1,11 +1,12 @@
-//! No verdict, no tool: Fabraix unreachable, error answers, a failed registration and a
-//! disabled client all answer a tool error and never run the tool.
+//! No verdict, no tool: Fabraix unreachable, error answers and a failed registration all
+//! answer a tool error and never run the tool. The one exception is a disabled client: the
+//! user turned checking off, so the tool runs, unchecked.
 
 mod common;
 
 use common::*;
-use fabraix::Client;
 use fabraix::testing::{Endpoint, Fault, MockServer};
+use fabraix::{AgentId, Client, Trace, TraceId};
 use fabraix_mcp::{Guard, REFUSAL_META_KEY, inject_trace};
 use rmcp::model::CallToolResult;
 
@@ -130,16 +131,41 @@ async fn a_failed_registration_is_tried_again_at_the_next_call() {
 }
 
 #[tokio::test]
-async fn a_disabled_client_refuses_every_call() {
-    let client = Client::builder().disabled(true).build().unwrap();
+async fn a_disabled_client_runs_every_tool_unchecked_and_sends_nothing() {
+    // A server the client would reach if it were not disabled, to show that nothing does.
     let mock = MockServer::start().await.unwrap();
-    let trace = caller_run(&mock.client()).await;
+    let client = mock.client_builder().disabled(true).build().unwrap();
     let notes = Notes::default();
-    let (peer, _server) = connect(Guard::new().client(client).wrap(notes.clone())).await;
+    let (peer, server) = connect(Guard::new().client(client.clone()).wrap(notes.clone())).await;
 
-    assert_unchecked(&peer.call_tool(note_call("read_note", "a")).await.unwrap());
-    let mut traced = note_call("read_note", "b");
+    // A call with no trace: no run is registered for the session.
+    let untraced = peer.call_tool(note_call("read_note", "a")).await.unwrap();
+    assert_eq!(untraced.is_error, Some(false), "{untraced:?}");
+    assert_eq!(text(&untraced), "the note a");
+    assert_eq!(untraced.meta, None, "no refusal details");
+    // A call in a caller's run (its trace was never issued by any Fabraix: nothing asks).
+    let trace = Trace::new(
+        TraceId::from_uuid(uuid::Uuid::new_v4()),
+        AgentId::from_name("caller-agent").unwrap(),
+        chrono::Utc::now(),
+    );
+    let mut traced = note_call("delete_note", "b");
     inject_trace(&mut traced, &trace);
-    assert_unchecked(&peer.call_tool(traced).await.unwrap());
-    assert!(notes.ran().is_empty());
+    let deleted = peer.call_tool(traced).await.unwrap();
+    assert_eq!(deleted.is_error, Some(false), "{deleted:?}");
+    assert_eq!(text(&deleted), "deleted b");
+
+    // Both bodies ran: the untraced call in no run, the traced one in the caller's.
+    let ran = notes.ran();
+    let calls: Vec<(&str, &str)> = ran
+        .iter()
+        .map(|ran| (ran.tool.as_str(), ran.name.as_str()))
+        .collect();
+    assert_eq!(calls, [("read_note", "a"), ("delete_note", "b")]);
+    assert_eq!(ran[0].trace, None);
+    assert_eq!(ran[1].trace.map(|t| t.trace_id()), Some(trace.trace_id()));
+    assert_eq!(server.service().session_trace(), None);
+    // Nothing reached the server: no registration, no check, no `tool` event.
+    assert!(client.flush(PATIENCE).await);
+    assert!(mock.requests().is_empty(), "{:#?}", mock.requests());
 }

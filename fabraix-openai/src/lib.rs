@@ -11,7 +11,7 @@
 //! - [`check_tool_calls`] asks Fabraix about each tool call of an answer, with the tool's
 //!   declared JSON schema and the model's arguments, and sorts them into the calls that may
 //!   run and the refused ones, each with a tool message telling the model why. It fails
-//!   closed.
+//!   closed, unless the SDK is disabled (below).
 //!
 //! Inside a `#[fabraix::agent]` fn the run is current and everything goes to it; the run is
 //! captured when a call is made, so a stream that async-openai parses on a task of its own,
@@ -76,6 +76,16 @@
 //! `examples/openai_agent.rs` is this loop with two tools, plain and streamed, runnable
 //! offline.
 //!
+//! # Disabled means off
+//!
+//! With the SDK disabled (`FABRAIX_DISABLED=1`, or a client built with
+//! `ClientBuilder::disabled(true)`) the user has turned checking off on purpose:
+//! [`check_tool_calls`] allows every declared call with object arguments, unchecked, its
+//! [`AllowedToolCall::verdict`] `None` (no verdict is made up), and the first such call of
+//! the process logs one `tracing` warning. Nothing is sent, and the events of model calls
+//! are let go. Only this switch allows a call without a verdict: outside a run, in a run
+//! that could not be registered, or with Fabraix unreachable, calls are still refused.
+//!
 //! # What is logged
 //!
 //! - `model_input`: the request, as async-openai sends it (JSON).
@@ -91,6 +101,7 @@
 
 mod assemble;
 mod chat;
+mod disabled;
 mod events;
 mod recorder;
 mod stream;

@@ -7,6 +7,7 @@ use async_openai::types::chat::{
 use fabraix::{Action, Client, TraceId, Verdict};
 use serde_json::{Map, Value, json};
 
+use crate::disabled;
 use crate::recorder::Recorder;
 
 /// The tool calls of one answer, sorted into those that may run and those that may not.
@@ -14,7 +15,7 @@ use crate::recorder::Recorder;
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct CheckedToolCalls {
-    /// Calls Fabraix approved: run these.
+    /// Calls that may run: Fabraix approved them, or the SDK is disabled. Run these.
     pub allowed: Vec<AllowedToolCall>,
     /// Calls that must not run, each with the tool message to send the model instead.
     pub refused: Vec<RefusedToolCall>,
@@ -31,8 +32,9 @@ pub struct AllowedToolCall {
     /// The arguments exactly as checked: the JSON object the model sent (for a custom
     /// tool, `{"input": "<its free-form input>"}`). Run the tool with these.
     pub arguments: Value,
-    /// Fabraix's verdict.
-    pub verdict: Verdict,
+    /// Fabraix's verdict. `None`: the call was not checked, because Fabraix is disabled
+    /// (`FABRAIX_DISABLED=1`, `ClientBuilder::disabled(true)`); no verdict is made up.
+    pub verdict: Option<Verdict>,
 }
 
 /// A tool call that must not run.
@@ -61,8 +63,9 @@ pub enum Refusal {
         /// The id of the check.
         action_check_id: String,
     },
-    /// No verdict could be had (no agent run, Fabraix unreachable, a malformed answer, a
-    /// tool schema Fabraix cannot take), so the call fails closed.
+    /// No verdict could be had (no agent run, a run that could not be registered, Fabraix
+    /// unreachable, a malformed answer, a tool schema Fabraix cannot take), so the call
+    /// fails closed. Never [`fabraix::Error::Disabled`]: a disabled SDK's calls are allowed.
     Unchecked(fabraix::Error),
     /// The arguments are not a JSON object; they were never sent for a check.
     InvalidArguments(String),
@@ -90,10 +93,16 @@ impl CheckedToolCalls {
 ///
 /// Each call is sent to `POST /check` as an action: the tool's name and description, its
 /// declared `parameters` schema, and the arguments the model sent, parsed as JSON. The
-/// checks run concurrently. A call is allowed only on an approving verdict; it is refused
-/// when Fabraix blocks it, when no verdict can be had (outside a run, Fabraix unreachable:
-/// fail closed), when its arguments are not a JSON object (empty arguments count as `{}`),
-/// or when it names a tool the request did not declare.
+/// checks run concurrently. A call is allowed on an approving verdict; it is refused when
+/// Fabraix blocks it, when no verdict can be had (outside a run, in a run that could not
+/// be registered, Fabraix unreachable: fail closed), when its arguments are not a JSON
+/// object (empty arguments count as `{}`), or when it names a tool the request did not
+/// declare.
+///
+/// With the SDK disabled (`FABRAIX_DISABLED=1`, `ClientBuilder::disabled(true)`) checking
+/// is off: a declared call with object arguments is allowed unchecked, its
+/// [`verdict`](AllowedToolCall::verdict) `None`, nothing is sent, and the first such call
+/// of the process logs one `tracing` warning.
 ///
 /// ```no_run
 /// # async fn demo(
@@ -211,18 +220,25 @@ async fn decide(
         Ok(arguments) => arguments,
         Err(problem) => return refuse(Refusal::InvalidArguments(problem.clone())),
     };
-    match recorder.check(&declared.arguments(arguments)).await {
-        Ok(verdict) if verdict.is_safe => Decision::Allowed(AllowedToolCall {
+    let allow = |verdict: Option<Verdict>| {
+        Decision::Allowed(AllowedToolCall {
             id: parsed.id.to_owned(),
             name: parsed.name.to_owned(),
             arguments: arguments.clone(),
             verdict,
-        }),
+        })
+    };
+    match recorder.check(&declared.arguments(arguments)).await {
+        Ok(verdict) if verdict.is_safe => allow(Some(verdict)),
         Ok(verdict) => refuse(Refusal::Blocked {
             reasoning: verdict.reasoning,
             action_check_id: verdict.action_check_id,
         }),
-        Err(error) => refuse(Refusal::Unchecked(error)),
+        // Not checked: allowed only when the SDK is disabled, with no verdict.
+        Err(error) => match disabled::unchecked_if_disabled(error, parsed.name) {
+            Ok(()) => allow(None),
+            Err(error) => refuse(Refusal::Unchecked(error)),
+        },
     }
 }
 

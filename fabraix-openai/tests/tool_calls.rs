@@ -15,13 +15,13 @@ use async_openai::types::chat::{
     CreateChatCompletionResponse, CustomTool, CustomToolChatCompletions, CustomToolProperties,
     FunctionCall, FunctionObject,
 };
-use fabraix::testing::{Endpoint, MockServer};
+use fabraix::testing::{Endpoint, Fault, MockServer};
 use fabraix::{Client, Trace};
 use fabraix_openai::{Chat, ChatExt, CheckedToolCalls, Refusal};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::stand_in_model::{DELETE_CALL_ID, NOTE, READ_CALL_ID, StandInModel};
-use support::{DELETE_REFUSAL, ask, note_parameters, openai, request, tools};
+use support::{DELETE_REFUSAL, PATIENCE, ask, note_parameters, openai, request, tools};
 
 /// The tools' bodies: they record that they ran.
 #[derive(Default)]
@@ -136,7 +136,12 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
     assert_eq!(checked.allowed.len(), 1);
     assert_eq!(checked.allowed[0].id, READ_CALL_ID);
     assert_eq!(checked.allowed[0].arguments, json!({ "name": NOTE }));
-    assert!(checked.allowed[0].verdict.is_safe);
+    assert!(
+        checked.allowed[0]
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.is_safe)
+    );
     assert_eq!(checked.refused.len(), 1);
     let refused = &checked.refused[0];
     assert_eq!(
@@ -234,6 +239,114 @@ async fn when_fabraix_is_unreachable_no_tool_runs() {
     }
     let ids: Vec<&str> = checked.refused.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, [READ_CALL_ID, DELETE_CALL_ID]);
+    assert!(server.requests_to(Endpoint::Check).is_empty());
+}
+
+async fn with_fabraix_disabled_every_call_runs_unchecked(streamed: bool) {
+    // A server the client would reach if it were not disabled, to show that nothing does.
+    let server = MockServer::start().await.unwrap();
+    let model = StandInModel::start().await.unwrap();
+    let client = server.client_builder().disabled(true).build().unwrap();
+    let tools_run = Tools::default();
+
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
+    async fn agent(
+        client: &Client,
+        base_url: &str,
+        tools_run: &Tools,
+        streamed: bool,
+    ) -> (Option<Trace>, CheckedToolCalls) {
+        let openai = openai(base_url);
+        let (checked, _) = notes_loop(&openai.chat().fabraix(), tools_run, streamed).await;
+        (fabraix::current_trace(), checked)
+    }
+    let (trace, checked) = agent(&client, model.base_url(), &tools_run, streamed).await;
+
+    // Both calls ran, unchecked: no verdict was made up for them.
+    assert_eq!(trace, None, "a disabled SDK's run has no trace");
+    assert!(checked.all_allowed(), "{:?}", checked.refused);
+    let allowed: Vec<(&str, Option<&fabraix::Verdict>)> = checked
+        .allowed
+        .iter()
+        .map(|call| (call.id.as_str(), call.verdict.as_ref()))
+        .collect();
+    assert_eq!(allowed, [(READ_CALL_ID, None), (DELETE_CALL_ID, None)]);
+    assert_eq!(
+        tools_run.ran(),
+        [format!("read_note {NOTE}"), format!("delete_note {NOTE}")]
+    );
+    // The model got the tools' real results.
+    assert!(tool_result_received(&model, 1, READ_CALL_ID).contains("milk"));
+    assert_eq!(
+        tool_result_received(&model, 1, DELETE_CALL_ID),
+        format!("deleted {NOTE}")
+    );
+    // Nothing reached Fabraix; the model calls' events were let go, and counted.
+    assert!(client.flush(PATIENCE).await);
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+    assert_eq!(client.event_stats().untraced, 4);
+}
+
+#[tokio::test]
+async fn with_fabraix_disabled_every_call_runs_unchecked_plain() {
+    with_fabraix_disabled_every_call_runs_unchecked(false).await;
+}
+
+#[tokio::test]
+async fn with_fabraix_disabled_every_call_runs_unchecked_streamed() {
+    with_fabraix_disabled_every_call_runs_unchecked(true).await;
+}
+
+#[tokio::test]
+async fn with_a_disabled_client_checks_in_a_given_trace_allow_the_calls_unchecked() {
+    let server = MockServer::start().await.unwrap();
+    let client = server.client_builder().disabled(true).build().unwrap();
+    // A run no Fabraix ever issued: nothing asks about it.
+    let trace_id: fabraix::TraceId = "4f1b2c3d-5e6f-4a8b-9c0d-1e2f3a4b5c6d".parse().unwrap();
+    let calls = [
+        function_call(READ_CALL_ID, "read_note", r#"{"name":"groceries"}"#),
+        function_call(DELETE_CALL_ID, "delete_note", r#"{"name":"groceries"}"#),
+        // Not Fabraix's to judge: a tool the request never declared is still refused.
+        function_call("invented", "format_disk", "{}"),
+    ];
+
+    let checked = fabraix_openai::check_tool_calls_in(&client, trace_id, &tools(), &calls).await;
+
+    let allowed: Vec<&str> = checked.allowed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(allowed, [READ_CALL_ID, DELETE_CALL_ID]);
+    assert!(checked.allowed.iter().all(|c| c.verdict.is_none()));
+    assert_eq!(checked.refused.len(), 1);
+    assert!(matches!(checked.refused[0].refusal, Refusal::UnknownTool));
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+}
+
+#[tokio::test]
+async fn in_a_run_that_could_not_register_calls_are_refused_and_say_why() {
+    let server = MockServer::start().await.unwrap();
+    server.fail_next(
+        usize::MAX,
+        Fault::status(401).on(Endpoint::RegisterAgentRun),
+    );
+    let client = server.client();
+    let calls = [function_call(
+        READ_CALL_ID,
+        "read_note",
+        r#"{"name":"groceries"}"#,
+    )];
+
+    #[fabraix::agent(id = "notes-agent", system_prompt = "p", client = client)]
+    async fn agent(client: &Client, calls: &[ChatCompletionMessageToolCalls]) -> CheckedToolCalls {
+        fabraix_openai::check_tool_calls(&tools(), calls).await
+    }
+    let checked = agent(&client, &calls).await;
+
+    assert!(checked.allowed.is_empty());
+    match &checked.refused[0].refusal {
+        Refusal::Unchecked(fabraix::Error::Unregistered { cause }) => {
+            assert_eq!(cause.status(), Some(401), "{cause}")
+        }
+        other => panic!("expected Unregistered, got {other:?}"),
+    }
     assert!(server.requests_to(Endpoint::Check).is_empty());
 }
 

@@ -5,6 +5,7 @@ use rig_agent::agent::DispatchAction;
 use rig_core::completion::ToolDefinition;
 use serde_json::{Value, json};
 
+use crate::disabled;
 use crate::hook::NoVerdict;
 
 /// The action Fabraix is asked about: the tool's name, its description and JSON Schema
@@ -39,17 +40,37 @@ pub(crate) fn arguments(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
 }
 
+/// Why Fabraix gave no verdict on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The SDK is disabled: checking is off, so the call runs unchecked.
+    Disabled,
+    /// Anything else (Fabraix unreachable, an error answer, no run): the call is refused;
+    /// the text says why.
+    Failed(String),
+}
+
+impl From<fabraix::Error> for Unanswered {
+    fn from(error: fabraix::Error) -> Self {
+        match error {
+            fabraix::Error::Disabled => Unanswered::Disabled,
+            error => Unanswered::Failed(error.to_string()),
+        }
+    }
+}
+
 /// What rig does with the call, given what Fabraix answered.
 pub(crate) fn decide(
     tool: &str,
-    verdict: Result<Verdict, String>,
+    verdict: Result<Verdict, Unanswered>,
     when_unchecked: NoVerdict,
 ) -> DispatchAction {
     match verdict {
         Ok(verdict) if verdict.is_safe => DispatchAction::proceed(),
         // The model reads this as the tool's result.
         Ok(verdict) => DispatchAction::skip(blocked_message(tool, &verdict.reasoning)),
-        Err(why) => {
+        Err(Unanswered::Disabled) => disabled::run_unchecked(tool),
+        Err(Unanswered::Failed(why)) => {
             let message = unchecked_message(tool, &why);
             tracing::warn!(tool, reason = %why, "fabraix-rig: a tool call was refused unchecked");
             match when_unchecked {
@@ -92,7 +113,8 @@ mod tests {
 
     #[test]
     fn refusals_say_which_tool_and_why() {
-        let skipped = decide("delete_note", Err("timed out".into()), NoVerdict::Skip);
+        let timed_out = || Err(Unanswered::Failed("timed out".into()));
+        let skipped = decide("delete_note", timed_out(), NoVerdict::Skip);
         match skipped {
             DispatchAction::Deny(report) => {
                 assert_eq!(report.kind, rig_core::error::ErrorKind::Other);
@@ -101,10 +123,37 @@ mod tests {
             }
             other => panic!("expected a skip, got {other:?}"),
         }
-        let stopped = decide("delete_note", Err("timed out".into()), NoVerdict::Stop);
+        let stopped = decide("delete_note", timed_out(), NoVerdict::Stop);
         assert!(matches!(
             stopped,
             DispatchAction::Deny(report) if report.kind == rig_core::error::ErrorKind::Cancelled
+        ));
+    }
+
+    #[test]
+    fn a_disabled_sdk_lets_the_call_run_whatever_the_policy() {
+        for policy in [NoVerdict::Skip, NoVerdict::Stop] {
+            let action = decide("delete_note", Err(Unanswered::Disabled), policy);
+            assert!(matches!(action, DispatchAction::Proceed), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn only_disabled_is_told_apart_from_the_other_errors() {
+        assert_eq!(
+            Unanswered::from(fabraix::Error::Disabled),
+            Unanswered::Disabled
+        );
+        let unregistered = fabraix::Error::Unregistered {
+            cause: std::sync::Arc::new(fabraix::Error::NoTrace),
+        };
+        let Unanswered::Failed(why) = Unanswered::from(unregistered) else {
+            panic!("a failed registration is not a disabled SDK");
+        };
+        assert!(why.contains("could not be registered"), "{why}");
+        assert!(matches!(
+            Unanswered::from(fabraix::Error::NoTrace),
+            Unanswered::Failed(_)
         ));
     }
 }

@@ -27,8 +27,11 @@ pub const DEFAULT_AGENT_ID: &str = "rig-agent";
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What happens to a tool call when Fabraix gives no verdict on it (the API is
-/// unreachable or answers garbage, no run could be registered, the SDK is disabled).
-/// Either way the call does not run: checks fail closed.
+/// unreachable or answers garbage, no run could be registered). Either way the call does
+/// not run: checks fail closed.
+///
+/// A disabled SDK (`FABRAIX_DISABLED=1`) is not one of these: checking is off, and the
+/// call runs, unchecked, whatever this policy says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum NoVerdict {
@@ -81,7 +84,11 @@ pub enum NoVerdict {
 /// description and JSON Schema of the tool's definition, and the arguments the model
 /// sent. Safe: the tool runs. Unsafe: the call is skipped, and the model reads
 /// Fabraix's reasoning as the tool's result. No verdict: the call does not run either
-/// ([`NoVerdict`] says whether the run goes on).
+/// ([`NoVerdict`] says whether the run goes on); in a `#[fabraix::agent]` fn's run that
+/// could not be registered, the reason the model reads names the registration's error.
+/// The SDK disabled (`FABRAIX_DISABLED=1`, `ClientBuilder::disabled(true)`): checking is
+/// off, the tool runs unchecked, and the first such call of the process logs a `tracing`
+/// warning.
 #[derive(Debug, Clone)]
 pub struct FabraixHook {
     settings: Arc<Settings>,

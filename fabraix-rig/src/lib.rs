@@ -33,10 +33,22 @@
 //! - checks each tool call with Fabraix before it runs (the tool's name, the description
 //!   and JSON Schema of its definition, the model's arguments): a blocked call is skipped
 //!   and the model reads Fabraix's reasoning as the tool's result; a call Fabraix gives no
-//!   verdict on does not run either (checks fail closed, see [`NoVerdict`]);
+//!   verdict on does not run either (checks fail closed, see [`NoVerdict`]), unless the
+//!   SDK is disabled (below);
 //! - logs each tool result as a `tool` event, and a failed rig run as an `error` event.
 //!
 //! Every event carries a JSON Schema describing its content.
+//!
+//! # Disabled means off
+//!
+//! With the SDK disabled (`FABRAIX_DISABLED=1`, or a client built with
+//! `ClientBuilder::disabled(true)`) the user has turned checking off on purpose: every
+//! tool call runs, **unchecked**, and the model gets the tools' real results; the first
+//! such call of the process logs one `tracing` warning saying so. Nothing is sent: no run
+//! is registered, no check asked, and the events are let go (counted as `untraced` on the
+//! client). This holds for a rig run inside a `#[fabraix::agent]` fn of a disabled SDK too.
+//! Only this switch lets a tool run without a verdict: a missing key, a failed
+//! registration (the message names its cause) or an unreachable Fabraix still refuse.
 //!
 //! # Versions
 //!
@@ -46,6 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod check;
+mod disabled;
 mod hook;
 mod record;
 mod run;

@@ -15,15 +15,18 @@ use rig_agent::agent::HookContext;
 use rig_core::completion::ToolDefinition;
 use tokio::sync::OnceCell;
 
+use crate::check::Unanswered;
+use crate::disabled;
 use crate::hook::Settings;
 use crate::stream::StreamedTurn;
 
 /// The Fabraix run a rig run reports to.
 #[derive(Debug, Clone)]
 pub(crate) enum Link {
-    /// The run of the `#[fabraix::agent]` fn the rig run was started in. Its trace is
-    /// `None` when that run could not be registered (or the SDK is disabled).
-    Ambient(RunContext),
+    /// A run carried as a context: the run of the `#[fabraix::agent]` fn the rig run was
+    /// started in, or, with the SDK disabled, a run without a trace. Its trace is `None`
+    /// when that run could not be registered, or the SDK is disabled.
+    Context(RunContext),
     /// A run the hook registered for this rig run.
     Own { client: Client, trace: Trace },
     /// No run: registering one failed. Events are let go; tool calls are refused.
@@ -35,7 +38,7 @@ impl Link {
     /// reported as a warning and otherwise let go, as events are.
     pub(crate) fn log(&self, event: Event) {
         let queued = match self {
-            Link::Ambient(run) => run.clone().sync_scope(|| fabraix::log_event(event)),
+            Link::Context(run) => run.clone().sync_scope(|| fabraix::log_event(event)),
             Link::Own { client, trace } => client.queue_event(trace.trace_id(), event),
             Link::Unlinked { .. } => Ok(()),
         };
@@ -45,25 +48,21 @@ impl Link {
     }
 
     /// Asks Fabraix whether the run may take `action`. `Err` says why no verdict could be
-    /// had: the call must then not run.
-    pub(crate) async fn check(&self, action: &Action) -> Result<Verdict, String> {
+    /// had.
+    pub(crate) async fn check(&self, action: &Action) -> Result<Verdict, Unanswered> {
         match self {
-            Link::Ambient(run) => {
-                if run.trace().is_none() {
-                    return Err("the surrounding Fabraix agent run has no trace (its \
-                                registration failed, or the SDK is disabled)"
-                        .to_owned());
-                }
-                run.clone()
-                    .scope(fabraix::check_action(action))
-                    .await
-                    .map_err(|error| error.to_string())
-            }
+            // In a run without a trace this answers why: `Disabled`, or `Unregistered`
+            // with the registration's error.
+            Link::Context(run) => run
+                .clone()
+                .scope(fabraix::check_action(action))
+                .await
+                .map_err(Unanswered::from),
             Link::Own { client, trace } => client
                 .check_action(trace.trace_id(), action)
                 .await
-                .map_err(|error| error.to_string()),
-            Link::Unlinked { reason } => Err(reason.clone()),
+                .map_err(Unanswered::from),
+            Link::Unlinked { reason } => Err(Unanswered::Failed(reason.clone())),
         }
     }
 
@@ -104,7 +103,7 @@ impl RunState {
         let link = OnceCell::new();
         if let Some(run) = fabraix::current_run() {
             // A fresh cell takes the value.
-            let _ = link.set(Link::Ambient(run));
+            let _ = link.set(Link::Context(run));
         }
         let state = Arc::new(RunState {
             link,
@@ -156,14 +155,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Registers a Fabraix run for a rig run outside any agent fn.
+/// Registers a Fabraix run for a rig run outside any agent fn. A disabled client
+/// registers none: the rig run gets a run without a trace, with no warning.
 async fn register(settings: &Settings, ctx: &HookContext, preamble: Option<&str>) -> Link {
     let registered = async {
         let agent_id = settings.agent_id(ctx.agent_name())?;
         let client = settings.client()?;
         let system_prompt = settings.system_prompt(preamble);
-        let trace = client.register_agent_run(agent_id, system_prompt).await?;
-        Ok::<_, fabraix::Error>(Link::Own { client, trace })
+        match client.register_agent_run(agent_id, system_prompt).await {
+            Ok(trace) => Ok(Link::Own { client, trace }),
+            Err(fabraix::Error::Disabled) => disabled::untraced_run(&client)
+                .await
+                .map(Link::Context)
+                .ok_or(fabraix::Error::Disabled),
+            Err(error) => Err(error),
+        }
     };
     match registered.await {
         Ok(link) => link,

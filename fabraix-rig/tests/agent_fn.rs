@@ -112,9 +112,39 @@ async fn an_agent_fn_whose_run_failed_runs_no_tool() {
     assert!(trace.is_none());
     assert!(notebook.ran().is_empty());
     assert!(server.requests().is_empty());
-    for (_, text) in model.tool_results(1) {
-        assert!(text.contains("has no trace"), "{text}");
+    let results = model.tool_results(1);
+    assert_eq!(results.len(), 2, "{results:?}");
+    for (_, text) in results {
+        // What the model reads names why: the registration failed, and how.
+        assert!(text.contains("Fabraix could not check it"), "{text}");
+        assert!(text.contains("could not be registered"), "{text}");
+        assert!(text.contains("127.0.0.1"), "{text}");
     }
+}
+
+#[tokio::test]
+async fn an_agent_fn_of_a_disabled_sdk_runs_the_tools_unchecked() {
+    let server = MockServer::start().await.unwrap();
+    let model = StandInModel::start(read_then_delete()).await.unwrap();
+    let notebook = Notebook::with(&[("groceries", GROCERIES)]);
+    // The hook's own client is never used for a run that already has one.
+    let agent = agent(&model, &notebook, FabraixHook::new(unused_client()));
+
+    let disabled = server.client_builder().disabled(true).build().unwrap();
+    let (trace, answer) = tidy(&disabled, &agent).await;
+
+    assert!(trace.is_none(), "a disabled SDK's run has no trace");
+    assert_eq!(
+        notebook.ran(),
+        ["read_note groceries", "delete_note groceries"]
+    );
+    let results = model.tool_results(1);
+    let texts: Vec<&str> = results.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, [GROCERIES, "deleted `groceries`"], "{results:?}");
+    assert!(answer.contains("deleted `groceries`"), "{answer}");
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+    // The run's six events were let go, counted on the fn's client.
+    assert_eq!(disabled.event_stats().untraced, 6);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! No verdict, no tool call: Fabraix unreachable, failing, or switched off.
+//! No verdict, no tool call: Fabraix unreachable or failing. The one exception is a
+//! disabled SDK: the user switched checking off, so the tools run, unchecked.
 
 mod support;
 
@@ -87,16 +88,40 @@ async fn checks_without_a_verdict_run_no_tool() {
 }
 
 #[tokio::test]
-async fn a_disabled_sdk_runs_no_tool() {
-    let client = Client::builder().disabled(true).build().unwrap();
+async fn a_disabled_sdk_runs_the_tools_unchecked_and_sends_nothing() {
+    // A server the client would reach if it were not disabled, to show that nothing does.
+    let server = MockServer::start().await.unwrap();
+    let client = server.client_builder().disabled(true).build().unwrap();
     let model = StandInModel::start(read_then_delete()).await.unwrap();
     let notebook = Notebook::with(&[("groceries", GROCERIES)]);
-    let agent = agent(&model, &notebook, FabraixHook::new(client));
+    // `Stop` would end the run at the first call Fabraix gave no verdict on: a disabled
+    // SDK's calls are not such calls.
+    let hook = FabraixHook::new(client.clone()).on_no_verdict(NoVerdict::Stop);
+    let agent = agent(&model, &notebook, hook);
 
-    agent.prompt(PROMPT).await.unwrap();
+    let answer = agent.prompt(PROMPT).await.unwrap();
 
-    assert!(notebook.ran().is_empty());
-    assert_told_unchecked(&model);
+    // Both tools ran, and the model got their real results.
+    assert_eq!(
+        notebook.ran(),
+        ["read_note groceries", "delete_note groceries"]
+    );
+    assert!(!notebook.contains("groceries"));
+    let results = model.tool_results(1);
+    let texts: Vec<&str> = results.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, [GROCERIES, "deleted `groceries`"], "{results:?}");
+    assert!(
+        answer.output().contains("deleted `groceries`"),
+        "{}",
+        answer.output()
+    );
+    // Nothing was sent; the run's events were let go, and counted: two model requests,
+    // two answers, two tool results.
+    assert!(client.flush(PATIENCE).await);
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+    let stats = client.event_stats();
+    assert_eq!(stats.untraced, 6, "{stats:?}");
+    assert_eq!(stats.queued, 0, "{stats:?}");
 }
 
 #[tokio::test]
