@@ -11,10 +11,10 @@ use crate::model::{Action, Error, Event, Trace, Verdict};
 /// Calls `f` with the client of the current run: the one it was registered through, else
 /// the global one (borrowed, not cloned: this is on `log_event`'s path).
 fn with_client<R>(f: impl FnOnce(&Client) -> Result<R, Error>) -> Result<R, Error> {
-    match slot::client() {
-        Some(client) => f(&client),
+    slot::with_client(|client| match client {
+        Some(client) => f(client),
         None => f(global_client()?),
-    }
+    })
 }
 
 fn client() -> Result<Client, Error> {

@@ -66,6 +66,23 @@ pub(crate) fn client() -> Option<Client> {
     clone_cell(&CLIENT)
 }
 
+/// Calls `f` with the client the current run's calls go through, if it named one,
+/// borrowed rather than cloned (this is on `log_event`'s path). The client is lent out of
+/// the thread-local for the call and put back after it, also on a panic; a call nested in
+/// `f` (a `tracing` subscriber that logs, say) sees none and uses the global client.
+pub(crate) fn with_client<R>(f: impl FnOnce(Option<&Client>) -> R) -> R {
+    struct PutBack(Option<Client>);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            if let Some(client) = self.0.take() {
+                let _ = CLIENT.try_with(|cell| cell.set(Some(client)));
+            }
+        }
+    }
+    let lent = PutBack(CLIENT.try_with(Cell::take).unwrap_or(None));
+    f(lent.0.as_ref())
+}
+
 /// Exchanges `slot` and `client` with the thread's current ones.
 pub(crate) fn swap(slot: &mut Slot, client: &mut Option<Client>) {
     let (trace, untraced) = match std::mem::replace(slot, Slot::Outside) {

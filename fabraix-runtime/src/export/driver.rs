@@ -1,38 +1,50 @@
-//! The exporter's task on the SDK's thread: files what arrives, starts the sends the queue
+//! The exporter's task on the SDK's thread: files what arrives, runs the sends the queue
 //! asks for, hands back their outcomes, and sleeps in between. It never polls: it wakes
-//! for a message, a finished send, or the end of a wait the queue named.
+//! for a finished send, the end of a wait the queue named, or (only when it sleeps with
+//! nothing in flight) a producer's ring; see `inbox.rs`.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
+use super::Counters;
+use super::inbox::{Received, Receiver};
 use super::queue::{Job, Next, Queue};
-use super::{Counters, Message};
 use crate::api::{Api, Failure, receipt};
-use crate::model::Error;
 use crate::model::wire;
 
-pub(super) async fn drive(
-    api: Arc<Api>,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    counters: Arc<Counters>,
-) {
+type Sending = Pin<Box<dyn Future<Output = (Job, Result<(), Failure>)> + Send>>;
+
+pub(super) async fn drive(api: Arc<Api>, mut inbox: Receiver, counters: Arc<Counters>) {
     let options = *api.options();
     let mut queue = Queue::new(options.retry, options.max_in_flight, counters);
-    let mut sending: JoinSet<Result<(), Failure>> = JoinSet::new();
-    let mut jobs: HashMap<tokio::task::Id, Job> = HashMap::new();
+    // The sends run inside this task: no task spawned per event.
+    let mut sending: FuturesUnordered<Sending> = FuturesUnordered::new();
     let mut open = true;
     loop {
+        // Take everything that is already there before sending anything.
+        while open {
+            match inbox.try_recv() {
+                Received::Message(message) => file(&mut queue, message),
+                Received::Empty => break,
+                Received::Closed => {
+                    open = false;
+                    queue.orphan();
+                }
+            }
+        }
         let wake_at = loop {
             match queue.next(Instant::now()) {
                 Next::Send(job) => {
                     let api = api.clone();
-                    let body = job.body.clone();
-                    let handle = sending.spawn(async move { send(&api, body).await });
-                    jobs.insert(handle.id(), job);
+                    sending.push(Box::pin(async move {
+                        let outcome = send(&api, job.body.clone()).await;
+                        (job, outcome)
+                    }));
                 }
                 Next::WaitUntil(at) => break Some(at),
                 Next::Idle => break None,
@@ -41,34 +53,31 @@ pub(super) async fn drive(
         if !open && queue.is_drained() {
             return;
         }
-        tokio::select! {
-            message = rx.recv(), if open => match message {
-                Some(message) => {
-                    file(&mut queue, message);
-                    // Take everything that is already there before sending anything.
-                    while let Ok(message) = rx.try_recv() {
-                        file(&mut queue, message);
+        if sending.is_empty() {
+            // Nothing in flight: only a producer (or the end of a wait) can bring work.
+            if open && !inbox.park() {
+                continue;
+            }
+            tokio::select! {
+                _ = inbox.rung(), if open => {}
+                _ = sleep_until(wake_at), if wake_at.is_some() => inbox.unpark(),
+            }
+        } else {
+            // Sends in flight: their outcomes wake this task, and what producers queued
+            // meanwhile is taken then, without waking anyone.
+            tokio::select! {
+                Some((job, outcome)) = sending.next() => {
+                    queue.complete(&job, outcome, Instant::now());
+                    // Take the other outcomes that are ready too.
+                    while let Some(Some((job, outcome))) =
+                        futures_util::FutureExt::now_or_never(sending.next())
+                    {
+                        queue.complete(&job, outcome, Instant::now());
                     }
                 }
-                None => {
-                    open = false;
-                    queue.orphan();
-                }
-            },
-            Some(finished) = sending.join_next_with_id(), if !sending.is_empty() => {
-                let (id, outcome) = match finished {
-                    Ok((id, outcome)) => (id, outcome),
-                    // A send that panicked: the event counts as failed, its trace goes on.
-                    Err(e) => (
-                        e.id(),
-                        Err(Failure::from(Error::Runtime("an event send failed".into()))),
-                    ),
-                };
-                if let Some(job) = jobs.remove(&id) {
-                    queue.complete(&job, outcome, Instant::now());
-                }
+                _ = inbox.rung(), if open => {}
+                _ = sleep_until(wake_at), if wake_at.is_some() => {}
             }
-            _ = sleep_until(wake_at), if wake_at.is_some() => {}
         }
     }
 }
@@ -79,9 +88,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-fn file(queue: &mut Queue, message: Message) {
+fn file(queue: &mut Queue, message: super::Message) {
     match message {
-        Message::Event(logged) => {
+        super::Message::Event(logged) => {
             match wire::event_body(
                 logged.kind.as_str(),
                 logged.trace_id,
@@ -93,7 +102,7 @@ fn file(queue: &mut Queue, message: Message) {
                 Err(error) => queue.reject(&error),
             }
         }
-        Message::Flush { trace, done } => queue.flush(trace, done),
+        super::Message::Flush { trace, done } => queue.flush(trace, done),
     }
 }
 

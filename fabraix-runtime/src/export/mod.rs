@@ -6,11 +6,13 @@
 //! - `queue.rs` decides (order per trace, turns between traces, back-off, retries,
 //!   flushes) as plain synchronous state; `driver.rs` is the task on the SDK's thread that
 //!   feeds it events and send outcomes, and sleeps while there is nothing to do: a parked
-//!   driver is woken by the channel only.
+//!   driver is woken by a producer only when it sleeps with nothing in flight
+//!   (`inbox.rs`).
 //! - A flush is a marker sent down the same channel, so it waits exactly for the events
 //!   logged before it (of one trace, or of all).
 
 mod driver;
+mod inbox;
 mod queue;
 
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::api::{Api, io_thread};
 use crate::model::wire;
@@ -131,7 +133,7 @@ enum Message {
 /// The producer side, held by the client. Dropping it (with the last client) lets the
 /// driver finish what is queued, under a bounded retry budget, and end.
 pub(crate) struct Exporter {
-    tx: mpsc::UnboundedSender<Message>,
+    tx: inbox::Sender,
     counters: Arc<Counters>,
     capacity: usize,
 }
@@ -140,7 +142,7 @@ impl Exporter {
     /// Starts the driver on the SDK's thread.
     pub fn start(api: Arc<Api>, counters: Arc<Counters>) -> Result<Self, Error> {
         let handle = io_thread::handle()?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = inbox::channel();
         let capacity = api.options().queue_capacity;
         handle.spawn(driver::drive(api, rx, counters.clone()));
         Ok(Self {
@@ -161,7 +163,7 @@ impl Exporter {
             content,
             schema,
         };
-        if self.tx.send(Message::Event(logged)).is_err() {
+        if self.tx.send(Message::Event(logged), false).is_err() {
             let error = Error::Runtime("the event exporter has stopped".into());
             self.counters.finish_failed(&error);
             return Err(error);
@@ -191,7 +193,7 @@ impl Exporter {
             return None;
         }
         let (done, waiting) = oneshot::channel();
-        self.tx.send(Message::Flush { trace, done }).ok()?;
+        self.tx.send(Message::Flush { trace, done }, true).ok()?;
         Some(waiting)
     }
 }
