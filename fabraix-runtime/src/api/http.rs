@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use super::answer;
 use super::retry::parse_retry_after;
 use super::scrub::scrub;
-use super::settings::{KEY_IN_URL, MAX_RESPONSE_BYTES, Settings};
+use super::settings::{MAX_RESPONSE_BYTES, Settings};
 use crate::model::Error;
 use crate::model::wire::Endpoint;
 
@@ -75,11 +75,8 @@ pub(super) async fn attempt(
         ))
     })?;
     key.set_sensitive(true);
-    let url = settings.endpoint_url(endpoint.path());
     // A key remembered after this client was built may be in its URL: never send it.
-    if super::scrub::holds_a_key(&url) {
-        return Err(Error::Config(KEY_IN_URL.into()).into());
-    }
+    let url = settings.endpoint_url(endpoint)?;
     let request = http
         .post(url)
         .header("x-api-key", key)

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -39,6 +40,15 @@ const PATH: &AsciiSet = &CONTROLS
 /// The forms to look for, of every key seen in this process.
 static NEEDLES: RwLock<Vec<Box<str>>> = RwLock::new(Vec::new());
 
+/// Changes whenever a key is remembered: a text found clean at one generation stays clean
+/// until the next.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The current generation of the remembered keys (see [`GENERATION`]).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 /// Remembers `key`, so that [`scrub`] removes it from now on.
 pub(crate) fn remember(key: &str) {
     // A blank "key" would match the spaces of ordinary text.
@@ -58,6 +68,7 @@ pub(crate) fn remember(key: &str) {
     for form in forms {
         if !needles.iter().any(|n| **n == *form) {
             needles.push(form.into_boxed_str());
+            GENERATION.fetch_add(1, Ordering::AcqRel);
         }
     }
     // Longest first, so a whole key is replaced before a part of it could be.

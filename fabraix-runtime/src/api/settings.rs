@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::retry::RetryPolicy;
 use super::scrub;
+use crate::model::wire::Endpoint;
 use crate::model::{Error, RateLimit};
 
 /// The base URL when neither `FABRAIX_BASE_URL` nor `ClientBuilder::base_url` says otherwise.
@@ -68,6 +70,21 @@ pub(crate) struct Settings {
     pub options: Options,
     /// The key's limit: as given, else the documented one of the base URL's host.
     pub rate_limit: RateLimit,
+    /// The endpoints' URLs, parsed once.
+    endpoints: [Url; 3],
+    /// The generation of the remembered keys at which the URLs were last found to hold
+    /// none (see [`scrub::generation`]): they are searched again only after a new key.
+    clean_at: CleanAt,
+}
+
+/// A generation of the remembered keys, `u64::MAX` for none yet.
+#[derive(Debug)]
+struct CleanAt(AtomicU64);
+
+impl Clone for CleanAt {
+    fn clone(&self) -> Self {
+        Self(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// The documented limits of a key, by the API's host: a development key for
@@ -130,11 +147,22 @@ impl Settings {
             ));
         }
         let rate_limit = rate_limit.unwrap_or_else(|| default_rate_limit(&base_url));
+        let endpoint = |e: Endpoint| {
+            let text = format!("{}{}", base_url.as_str().trim_end_matches('/'), e.path());
+            Url::parse(&text).map_err(|e| Error::Config(format!("an invalid endpoint url: {e}")))
+        };
+        let endpoints = [
+            endpoint(Endpoint::RegisterAgentRun)?,
+            endpoint(Endpoint::Event)?,
+            endpoint(Endpoint::Check)?,
+        ];
         Ok(Self {
             api_key,
             base_url,
             options,
             rate_limit,
+            endpoints,
+            clean_at: CleanAt(AtomicU64::new(u64::MAX)),
         })
     }
 
@@ -143,9 +171,27 @@ impl Settings {
         self.api_key.expose_secret()
     }
 
-    /// The full URL of an endpoint path such as `/register-agent-run`.
-    pub fn endpoint_url(&self, path: &str) -> String {
-        format!("{}{}", self.base_url.as_str().trim_end_matches('/'), path)
+    /// The URL of `endpoint`, or a `Config` error when it holds a key known to this
+    /// process (a key pasted into the base URL; HTTP libraries log URLs). Searched once per
+    /// key remembered, not once per request.
+    pub fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
+        let generation = scrub::generation();
+        if self.clean_at.0.load(Ordering::Acquire) != generation {
+            if self
+                .endpoints
+                .iter()
+                .any(|url| scrub::holds_a_key(url.as_str()))
+            {
+                return Err(Error::Config(KEY_IN_URL.into()));
+            }
+            self.clean_at.0.store(generation, Ordering::Release);
+        }
+        let index = match endpoint {
+            Endpoint::RegisterAgentRun => 0,
+            Endpoint::Event => 1,
+            Endpoint::Check => 2,
+        };
+        Ok(self.endpoints[index].clone())
     }
 
     pub fn is_loopback(&self) -> bool {
