@@ -110,6 +110,10 @@ pub(crate) struct State {
     /// Raised by each pause that lowered the pace.
     epoch: u64,
     pace: Option<Pace>,
+    /// When a 429 asked for a lower pace before enough successes were in to measure the
+    /// rate the server accepts (the answers of its burst may come after it): the pace is
+    /// set when sending resumes after the pause, by when they are in.
+    lower_pace: Option<Instant>,
     last_throttle: Option<Instant>,
     /// 429s since the last success, for the back-off when the server names no wait.
     consecutive: u32,
@@ -157,6 +161,7 @@ impl State {
             paused_until: None,
             epoch: 0,
             pace: None,
+            lower_pace: None,
             last_throttle: None,
             consecutive: 0,
             episode: None,
@@ -175,6 +180,7 @@ impl State {
             }
             self.paused_until = None;
         }
+        self.try_lowering_pace(now);
         if lane == Lane::Events && self.agents_waiting > 0 {
             return Decision::WaitForAgents;
         }
@@ -282,18 +288,37 @@ impl State {
         if let Some(episode) = &mut self.episode {
             episode.throttled += 1;
         }
-        if ticket.epoch == self.epoch && self.recently_accepted(now) >= MIN_EVIDENCE {
-            // Sent after the last pause: the pace was still too fast.
+        if ticket.epoch == self.epoch {
+            // Sent after the last pause: the pace was still too fast. The other 429s of
+            // the same burst say nothing new.
             self.epoch += 1;
-            let measured = self.measured_rate(now);
-            let current = self.pace.as_ref().map_or(f64::INFINITY, |p| p.per_second);
-            let per_second = (current.min(measured) * DECREASE).max(MIN_PACE);
-            self.pace = Some(Pace {
-                per_second,
-                updated: now,
-            });
+            self.lower_pace = Some(now);
+            self.try_lowering_pace(now);
         }
         episode_began
+    }
+
+    /// Lowers the pace below the rate the server accepted, if a 429 asked for it and enough
+    /// successes are in. The rate is measured up to the 429 or the last success after it,
+    /// so that the pause itself does not count as time the server took nothing.
+    fn try_lowering_pace(&mut self, now: Instant) {
+        let Some(at) = self.lower_pace else { return };
+        let until = self
+            .accepted
+            .back()
+            .map_or(at, |last| at.max(*last))
+            .min(now);
+        if self.recently_accepted(until) < MIN_EVIDENCE {
+            return;
+        }
+        self.lower_pace = None;
+        let measured = self.measured_rate(until);
+        let current = self.pace.as_ref().map_or(f64::INFINITY, |p| p.per_second);
+        let per_second = (current.min(measured) * DECREASE).max(MIN_PACE);
+        self.pace = Some(Pace {
+            per_second,
+            updated: now,
+        });
     }
 
     /// A request sent under the budget succeeded: the pace grows back.
@@ -666,6 +691,43 @@ mod tests {
         let later = now + Duration::from_secs(1);
         assert!(go(&mut s, Lane::Agent, later));
         assert!(go(&mut s, Lane::Agent, later));
+    }
+
+    #[test]
+    fn a_429_answered_before_the_successes_of_its_burst_paces_from_all_of_them() {
+        // A burst of five: the 429 of the fifth comes back before the answers of the four
+        // the server took. The pace is set when sending resumes after the pause, from the
+        // rate all four show (four in a second), times the decrease.
+        let mut s = state("off");
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert!(go(&mut s, Lane::Agent, now));
+        }
+        let ms = Duration::from_millis(1);
+        s.throttled(
+            Ticket { epoch: 0 },
+            Some(Duration::from_secs(1)),
+            &POLICY,
+            now + ms,
+        );
+        for _ in 0..4 {
+            s.succeeded(now + 2 * ms);
+        }
+        // Another 429 of the same burst lowers nothing further.
+        s.throttled(
+            Ticket { epoch: 0 },
+            Some(Duration::from_secs(1)),
+            &POLICY,
+            now + 3 * ms,
+        );
+        assert_eq!(s.stats().pace, None, "set when sending resumes");
+        let resume = now + Duration::from_secs(1) + 3 * ms;
+        assert!(go(&mut s, Lane::Agent, resume));
+        let pace = s.stats().pace.expect("paced");
+        assert!((pace - 4.0 * DECREASE).abs() < 1e-9, "{pace}");
+        // Sends after it are spaced by that pace.
+        let sent = send_all(&mut s, Lane::Agent, resume, Duration::from_secs(1));
+        assert!(sent.len() as f64 <= pace + 1.0, "{}", sent.len());
     }
 
     #[test]
