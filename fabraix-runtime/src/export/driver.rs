@@ -4,7 +4,7 @@
 //! nothing in flight) a producer's ring; see `inbox.rs`.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use super::Counters;
-use super::inbox::{Received, Receiver};
+use super::inbox::{Receiver, Status};
 use super::queue::{Job, Next, Queue};
 use crate::api::{Api, Failure, receipt};
 use crate::model::wire;
@@ -24,17 +24,20 @@ pub(super) async fn drive(api: Arc<Api>, mut inbox: Receiver, counters: Arc<Coun
     let mut queue = Queue::new(options.retry, options.max_in_flight, counters);
     // The sends run inside this task: no task spawned per event.
     let mut sending: FuturesUnordered<Sending> = FuturesUnordered::new();
+    // The mail of one take; its capacity goes back to the producers at the next.
+    let mut mail = Vec::new();
+    let bell = inbox.bell();
+    let mut rung = pin!(bell.rung());
     let mut open = true;
     loop {
         // Take everything that is already there before sending anything.
-        while open {
-            match inbox.try_recv() {
-                Received::Message(message) => file(&mut queue, message),
-                Received::Empty => break,
-                Received::Closed => {
-                    open = false;
-                    queue.orphan();
-                }
+        if open {
+            if inbox.take(&mut mail) == Status::Closed {
+                open = false;
+                queue.orphan();
+            }
+            for message in mail.drain(..) {
+                file(&mut queue, message);
             }
         }
         let wake_at = loop {
@@ -59,7 +62,7 @@ pub(super) async fn drive(api: Arc<Api>, mut inbox: Receiver, counters: Arc<Coun
                 continue;
             }
             tokio::select! {
-                _ = inbox.rung(), if open => {}
+                _ = rung.as_mut(), if open => rung.set(bell.rung()),
                 _ = sleep_until(wake_at), if wake_at.is_some() => inbox.unpark(),
             }
         } else {
@@ -75,7 +78,7 @@ pub(super) async fn drive(api: Arc<Api>, mut inbox: Receiver, counters: Arc<Coun
                         queue.complete(&job, outcome, Instant::now());
                     }
                 }
-                _ = inbox.rung(), if open => {}
+                _ = rung.as_mut(), if open => rung.set(bell.rung()),
                 _ = sleep_until(wake_at), if wake_at.is_some() => {}
             }
         }

@@ -1,62 +1,73 @@
-//! The channel from the producers to the driver, with a parked flag: a producer wakes the
-//! driver only when it sleeps with nothing in flight. While sends are in flight, the driver
-//! wakes for their outcomes anyway and takes what arrived then, so a producer logging in a
-//! burst pays for a push and one atomic read, never for waking a thread (the approach of
-//! OpenTelemetry's batch processor).
+//! The mailbox from the producers to the driver: a vector behind a mutex, with a parked
+//! flag beside it.
+//!
+//! - A producer locks, pushes, and unlocks: two uncontended atomic operations, no
+//!   allocation once the vectors have grown to the size of a burst. It wakes the driver
+//!   only when the driver sleeps with nothing in flight (the flag, read under the same
+//!   lock, so no wake-up can be lost). While sends are in flight, the driver wakes for
+//!   their outcomes anyway and takes what arrived then, so a producer logging in a burst
+//!   never pays for waking a thread (the approach of OpenTelemetry's batch processor).
+//! - The driver takes everything at once by swapping its empty vector with the full one,
+//!   so the two vectors change hands and keep their capacity: one lock per batch, not
+//!   per message.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use super::Message;
 
-/// What the producers and the driver share beyond the channel.
+/// A vector that grew past this (a burst) is shrunk back once bursts are over.
+const KEEP_CAPACITY: usize = 1024;
+
 #[derive(Default)]
-struct Bell {
-    /// Set by the driver just before it sleeps with nothing in flight.
-    parked: AtomicBool,
-    notify: Notify,
+struct Mailbox {
+    messages: Vec<Message>,
+    /// Set by the driver when it sleeps with nothing in flight; cleared by the ring.
+    parked: bool,
+    /// The producers' side is gone.
+    closed: bool,
+    /// The driver has stopped: nothing sent now would be taken.
+    stopped: bool,
 }
 
-impl Bell {
-    fn ring(&self) {
-        self.parked.store(false, Ordering::Relaxed);
-        // A permit is kept when the driver is not waiting yet, so no ring is lost.
-        self.notify.notify_one();
+#[derive(Default)]
+struct Shared {
+    mailbox: Mutex<Mailbox>,
+    bell: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Mailbox> {
+        // Nothing panics under this lock but an allocation failure; the mailbox stays
+        // sound either way.
+        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// The producers' side.
 pub(super) struct Sender {
-    /// Taken only by `drop`.
-    tx: Option<mpsc::UnboundedSender<Message>>,
-    bell: Arc<Bell>,
+    shared: Arc<Shared>,
 }
 
 /// The driver's side.
 pub(super) struct Receiver {
-    rx: mpsc::UnboundedReceiver<Message>,
-    bell: Arc<Bell>,
-}
-
-/// What [`Receiver::try_recv`] found.
-pub(super) enum Received {
-    Message(Message),
-    Empty,
-    /// Every producer is gone and the channel is empty.
-    Closed,
+    shared: Arc<Shared>,
+    /// How many messages the last take found.
+    last_batch: usize,
 }
 
 pub(super) fn channel() -> (Sender, Receiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let bell = Arc::new(Bell::default());
+    let shared = Arc::new(Shared::default());
     (
         Sender {
-            tx: Some(tx),
-            bell: bell.clone(),
+            shared: shared.clone(),
         },
-        Receiver { rx, bell },
+        Receiver {
+            shared,
+            last_batch: 0,
+        },
     )
 }
 
@@ -65,15 +76,16 @@ impl Sender {
     /// (a flush must be filed at once: its caller waits, and the sends in flight may be
     /// slow). Answers the message back when the driver has stopped.
     pub fn send(&self, message: Message, urgent: bool) -> Result<(), Message> {
-        let Some(tx) = &self.tx else {
+        let mut mailbox = self.shared.lock();
+        if mailbox.stopped {
             return Err(message);
-        };
-        tx.send(message).map_err(|e| e.0)?;
-        // Pairs with the fence in `park`: either the driver sees this message when it
-        // looks again after parking, or this sees it parked.
-        fence(Ordering::SeqCst);
-        if urgent || self.bell.parked.load(Ordering::Relaxed) {
-            self.bell.ring();
+        }
+        mailbox.messages.push(message);
+        let ring = std::mem::take(&mut mailbox.parked) || urgent;
+        drop(mailbox);
+        if ring {
+            // A permit is kept when the driver is not waiting yet, so no ring is lost.
+            self.shared.bell.notify_one();
         }
         Ok(())
     }
@@ -81,42 +93,81 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        // Close the channel first, then wake the driver so that it sees it closed.
-        drop(self.tx.take());
-        self.bell.ring();
+        self.shared.lock().closed = true;
+        self.shared.bell.notify_one();
     }
 }
 
+/// What [`Receiver::take`] found besides the messages.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Status {
+    Open,
+    /// The producers are gone: no message will come after these.
+    Closed,
+}
+
 impl Receiver {
-    pub fn try_recv(&mut self) -> Received {
-        match self.rx.try_recv() {
-            Ok(message) => Received::Message(message),
-            Err(mpsc::error::TryRecvError::Empty) => Received::Empty,
-            Err(mpsc::error::TryRecvError::Disconnected) => Received::Closed,
+    /// Moves every waiting message into `into`, in the order they were sent. `into` should
+    /// be the vector of the last take, emptied: the two vectors change hands, and keep
+    /// their capacity, unless bursts are over.
+    pub fn take(&mut self, into: &mut Vec<Message>) -> Status {
+        into.clear();
+        if into.capacity() > KEEP_CAPACITY && self.last_batch < KEEP_CAPACITY / 4 {
+            into.shrink_to(KEEP_CAPACITY);
+        }
+        let closed = {
+            let mut mailbox = self.shared.lock();
+            std::mem::swap(&mut mailbox.messages, into);
+            mailbox.closed
+        };
+        self.last_batch = into.len();
+        match closed {
+            true => Status::Closed,
+            false => Status::Open,
         }
     }
 
     /// Marks the driver parked and answers whether it may sleep: false when a message
-    /// arrived meanwhile (or the channel closed), which it must take first.
+    /// arrived meanwhile (or the producers left), which it must take first.
     pub fn park(&mut self) -> bool {
-        self.bell.parked.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.rx.is_empty() && !self.rx.is_closed() {
-            return true;
-        }
-        self.bell.parked.store(false, Ordering::Relaxed);
-        false
+        let mut mailbox = self.shared.lock();
+        let idle = mailbox.messages.is_empty() && !mailbox.closed;
+        mailbox.parked = idle;
+        idle
     }
 
-    /// Sleeps until a producer rings (after [`park`](Self::park) answered true).
-    pub async fn rung(&self) {
-        self.bell.notify.notified().await;
-        self.bell.parked.store(false, Ordering::Relaxed);
+    /// A future that completes at the next ring (or at once for a ring already made since
+    /// the last one was heard). Kept across the driver's loop, it stays registered, so
+    /// waiting for it costs nothing per turn.
+    pub fn bell(&self) -> Bell {
+        Bell {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Wakes up without a ring: no longer parked.
     pub fn unpark(&self) {
-        self.bell.parked.store(false, Ordering::Relaxed);
+        self.shared.lock().parked = false;
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut mailbox = self.shared.lock();
+        mailbox.stopped = true;
+        // Flush markers left here are dropped, so their waiters stop waiting.
+        mailbox.messages.clear();
+    }
+}
+
+/// The driver's ear (see [`Receiver::bell`]).
+pub(super) struct Bell {
+    shared: Arc<Shared>,
+}
+
+impl Bell {
+    pub fn rung(&self) -> Notified<'_> {
+        self.shared.bell.notified()
     }
 }
 
@@ -133,15 +184,76 @@ mod tests {
         Message::Flush { trace: None, done }
     }
 
-    fn take_all(rx: &mut Receiver) -> (usize, bool) {
-        let mut taken = 0;
-        loop {
-            match rx.try_recv() {
-                Received::Message(_) => taken += 1,
-                Received::Empty => return (taken, false),
-                Received::Closed => return (taken, true),
-            }
+    /// A flush marker whose receiving end tells which one it was.
+    fn numbered(number: u8) -> (Message, oneshot::Receiver<()>) {
+        let (done, waiting) = oneshot::channel();
+        let trace = Some(crate::model::TraceId::from_uuid(uuid::Uuid::from_bytes(
+            [number; 16],
+        )));
+        (Message::Flush { trace, done }, waiting)
+    }
+
+    fn take_all(rx: &mut Receiver) -> (usize, Status) {
+        let mut mail = Vec::new();
+        let status = rx.take(&mut mail);
+        (mail.len(), status)
+    }
+
+    /// Whether a ring is waiting for the driver.
+    fn rung(rx: &Receiver) -> bool {
+        let bell = rx.bell();
+        let rung = bell.rung();
+        tokio::pin!(rung);
+        rung.as_mut().enable()
+    }
+
+    #[test]
+    fn a_take_answers_every_message_in_order_and_the_vectors_change_hands() {
+        let (tx, mut rx) = channel();
+        let mut mail = Vec::with_capacity(64);
+        for number in 0..3 {
+            tx.send(numbered(number).0, false)
+                .map_err(drop)
+                .expect("sent");
         }
+        assert_eq!(rx.take(&mut mail), Status::Open);
+        let traces: Vec<_> = mail
+            .iter()
+            .map(|m| match m {
+                Message::Flush { trace, .. } => trace.map(|t| t.as_uuid().as_bytes()[0]),
+                Message::Event(_) => None,
+            })
+            .collect();
+        assert_eq!(traces, [Some(0), Some(1), Some(2)]);
+        // The driver's vector went to the producers: the next push needs no allocation.
+        assert!(rx.shared.lock().messages.capacity() >= 64);
+        mail.clear();
+        assert_eq!(rx.take(&mut mail), Status::Open);
+        assert!(mail.is_empty());
+    }
+
+    #[test]
+    fn a_burst_s_capacity_is_given_back_once_bursts_are_over() {
+        let (tx, mut rx) = channel();
+        let mut mail = Vec::new();
+        for _ in 0..4 * KEEP_CAPACITY {
+            tx.send(message(), false).map_err(drop).expect("sent");
+        }
+        rx.take(&mut mail);
+        assert_eq!(mail.len(), 4 * KEEP_CAPACITY);
+        // Still bursting: the big vector goes back to the producers as it is.
+        for _ in 0..4 * KEEP_CAPACITY {
+            tx.send(message(), false).map_err(drop).expect("sent");
+        }
+        rx.take(&mut mail);
+        assert!(rx.shared.lock().messages.capacity() >= 4 * KEEP_CAPACITY);
+        // A quiet take after a quiet one: the big vectors shrink.
+        tx.send(message(), false).map_err(drop).expect("sent");
+        rx.take(&mut mail);
+        rx.take(&mut mail);
+        rx.take(&mut mail);
+        assert!(mail.capacity() <= KEEP_CAPACITY, "{}", mail.capacity());
+        assert!(rx.shared.lock().messages.capacity() <= KEEP_CAPACITY);
     }
 
     #[test]
@@ -149,8 +261,8 @@ mod tests {
         let (tx, mut rx) = channel();
         tx.send(message(), false).map_err(drop).expect("sent");
         assert!(!rx.park(), "a message is waiting");
-        assert!(!rx.bell.parked.load(Ordering::Relaxed));
-        assert_eq!(take_all(&mut rx), (1, false));
+        assert!(!rx.shared.lock().parked);
+        assert_eq!(take_all(&mut rx), (1, Status::Open));
         assert!(rx.park(), "nothing waiting");
     }
 
@@ -159,48 +271,56 @@ mod tests {
         let (tx, mut rx) = channel();
         // Not parked: the message waits for the driver's next look, no permit is stored.
         tx.send(message(), false).map_err(drop).expect("sent");
-        let bell = rx.bell.clone();
-        let rung = bell.notify.notified();
-        tokio::pin!(rung);
-        assert!(!rung.as_mut().enable(), "not rung while not parked");
-        assert_eq!(take_all(&mut rx), (1, false));
-        // Parked: the next message rings, and is there when the driver wakes.
+        assert!(!rung(&rx), "not rung while not parked");
+        assert_eq!(take_all(&mut rx), (1, Status::Open));
+        // Parked: the next message rings (once), and is there when the driver wakes.
         assert!(rx.park());
         tx.send(message(), false).map_err(drop).expect("sent");
-        assert!(rung.as_mut().enable(), "rung while parked");
-        assert!(!rx.bell.parked.load(Ordering::Relaxed));
-        assert_eq!(take_all(&mut rx), (1, false));
+        tx.send(message(), false).map_err(drop).expect("sent");
+        assert!(!rx.shared.lock().parked);
+        assert!(rung(&rx), "rung while parked");
+        assert!(!rung(&rx), "rung once");
+        assert_eq!(take_all(&mut rx), (2, Status::Open));
     }
 
     #[test]
     fn an_urgent_message_rings_a_busy_driver() {
         let (tx, mut rx) = channel();
         tx.send(message(), true).map_err(drop).expect("sent");
-        let bell = rx.bell.clone();
-        let rung = bell.notify.notified();
-        tokio::pin!(rung);
-        assert!(rung.as_mut().enable(), "an urgent message always rings");
-        assert_eq!(take_all(&mut rx), (1, false));
+        assert!(rung(&rx), "an urgent message always rings");
+        assert_eq!(take_all(&mut rx), (1, Status::Open));
+    }
+
+    #[test]
+    fn a_stopped_driver_answers_the_message_back_and_lets_go_of_what_waited() {
+        let (tx, rx) = channel();
+        let (waiting, mut done) = numbered(1);
+        tx.send(waiting, false).map_err(drop).expect("sent");
+        drop(rx);
+        assert!(
+            matches!(done.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "a flush left in the mailbox is let go, so its caller stops waiting"
+        );
+        assert!(tx.send(message(), false).is_err());
     }
 
     #[tokio::test]
-    async fn the_last_producer_leaving_wakes_a_parked_driver_to_a_closed_channel() {
+    async fn the_last_producer_leaving_wakes_a_parked_driver_to_a_closed_mailbox() {
         let (tx, mut rx) = channel();
         assert!(rx.park());
+        let bell = rx.bell();
         let dropper = std::thread::spawn(move || drop(tx));
-        tokio::time::timeout(Duration::from_secs(30), rx.rung())
+        tokio::time::timeout(Duration::from_secs(30), bell.rung())
             .await
             .expect("woken");
         dropper.join().expect("dropped");
-        assert_eq!(take_all(&mut rx), (0, true));
-        assert!(!rx.park(), "a closed channel is never slept on");
+        assert_eq!(take_all(&mut rx), (0, Status::Closed));
+        assert!(!rx.park(), "a closed mailbox is never slept on");
     }
 
     /// Producers on other threads, a driver that parks whenever it finds nothing: every
     /// message is taken, none waits for a ring that never comes. (The time bound only
-    /// turns a lost wake-up into a failure instead of a hang. The narrowest race, mail
-    /// arriving between the driver's last look and its parking, is pinned down by
-    /// `a_driver_with_mail_waiting_does_not_park`.)
+    /// turns a lost wake-up into a failure instead of a hang.)
     #[test]
     fn no_wake_up_is_lost() {
         const PRODUCERS: usize = 2;
@@ -224,10 +344,12 @@ mod tests {
                 })
             })
             .collect();
-        // The channel stays open throughout (`tx` lives until the end), so the last
+        // The mailbox stays open throughout (`tx` lives until the end), so the last
         // messages are found only through a ring, never through the close.
+        let bell = rx.bell();
         let taken = runtime.block_on(async {
             let mut taken = 0;
+            let mut rung = std::pin::pin!(bell.rung());
             loop {
                 let (now, _) = take_all(&mut rx);
                 taken += now;
@@ -235,9 +357,10 @@ mod tests {
                     return taken;
                 }
                 if rx.park() {
-                    tokio::time::timeout(Duration::from_secs(30), rx.rung())
+                    tokio::time::timeout(Duration::from_secs(30), rung.as_mut())
                         .await
                         .expect("a lost wake-up: the driver slept with mail waiting");
+                    rung.set(bell.rung());
                 }
             }
         });

@@ -1,14 +1,15 @@
 //! The event pipeline: `log_event` enqueues, a background exporter sends.
 //!
-//! - The caller's path is a capacity check, two counters and a channel push: no network,
-//!   no lock, no waiting. Past the capacity the event is dropped, counted, and
+//! - The caller's path is a capacity check, two counters and a push onto a vector under a
+//!   lock held for the push alone (`inbox.rs`): no network, no allocation once the vector
+//!   has grown to a burst, no waiting. Past the capacity the event is dropped, counted, and
 //!   [`Error::QueueFull`] is returned.
 //! - `queue.rs` decides (order per trace, turns between traces, back-off, retries,
 //!   flushes) as plain synchronous state; `driver.rs` is the task on the SDK's thread that
 //!   feeds it events and send outcomes, and sleeps while there is nothing to do: a parked
 //!   driver is woken by a producer only when it sleeps with nothing in flight
 //!   (`inbox.rs`).
-//! - A flush is a marker sent down the same channel, so it waits exactly for the events
+//! - A flush is a marker sent through the same mailbox, so it waits exactly for the events
 //!   logged before it (of one trace, or of all).
 
 mod driver;
