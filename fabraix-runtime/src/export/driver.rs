@@ -13,9 +13,8 @@ use futures_util::stream::FuturesUnordered;
 
 use super::Counters;
 use super::inbox::{Receiver, Status};
-use super::queue::{Job, Next, Queue};
+use super::queue::{Body, Job, Next, Queue};
 use crate::api::{Api, Failure, receipt};
-use crate::model::wire;
 
 type Sending = Pin<Box<dyn Future<Output = (Job, Result<(), Failure>)> + Send>>;
 
@@ -93,18 +92,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 fn file(queue: &mut Queue, message: super::Message) {
     match message {
-        super::Message::Event(logged) => {
-            match wire::event_body(
-                logged.kind.as_str(),
-                logged.trace_id,
-                logged.timestamp,
-                &logged.content,
-                &logged.schema,
-            ) {
-                Ok(body) => queue.push(logged.trace_id, body),
-                Err(error) => queue.reject(&error),
-            }
-        }
+        super::Message::Event(logged) => queue.push(logged.trace_id, Body::Logged(logged)),
         super::Message::Flush { trace, done } => queue.flush(trace, done),
     }
 }

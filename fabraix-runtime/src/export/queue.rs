@@ -22,9 +22,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::Counters;
+use super::{Counters, Logged};
 use crate::api::{Failure, RetryPolicy};
-use crate::model::{Error, TraceId};
+use crate::model::{Error, TraceId, wire};
 
 /// One event handed to the driver to send.
 #[derive(Debug, Clone)]
@@ -54,9 +54,36 @@ struct Flush {
     done: oneshot::Sender<()>,
 }
 
+/// An event's body: as logged until its first send, encoded from then on (for its
+/// retries). Encoding at the first send, not when the event is filed, keeps that work off
+/// the SDK's thread while a producer is still logging a burst, and a queued event smaller.
+pub(super) enum Body {
+    Logged(Logged),
+    Encoded(Bytes),
+}
+
+impl Body {
+    fn encode(&mut self) -> Result<Bytes, Error> {
+        if let Body::Logged(logged) = self {
+            let body = wire::event_body(
+                logged.kind.as_str(),
+                logged.trace_id,
+                logged.timestamp,
+                &logged.content,
+                &logged.schema,
+            )?;
+            *self = Body::Encoded(body);
+        }
+        match self {
+            Body::Encoded(body) => Ok(body.clone()),
+            Body::Logged(_) => Err(Error::Runtime("an event was not encoded".into())),
+        }
+    }
+}
+
 struct Pending {
     seq: u64,
-    body: Bytes,
+    body: Body,
     server_errors: u32,
     orphan_retries: u32,
 }
@@ -120,8 +147,8 @@ impl Queue {
         }
     }
 
-    /// Files an encoded event of `trace_id`, to be sent after the trace's earlier ones.
-    pub fn push(&mut self, trace_id: TraceId, body: Bytes) {
+    /// Files an event of `trace_id`, to be sent after the trace's earlier ones.
+    pub fn push(&mut self, trace_id: TraceId, body: Body) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.outstanding.insert(seq);
@@ -135,11 +162,6 @@ impl Queue {
         if line.events.len() == 1 && !line.sending && line.not_before.is_none() {
             self.ready.push_back(trace_id);
         }
-    }
-
-    /// An event that could not even be encoded: it is done, and failed.
-    pub fn reject(&self, error: &Error) {
-        self.counters.finish_failed(error);
     }
 
     /// Registers a flush of `trace` (or of every trace): `done` is sent once every event
@@ -187,14 +209,23 @@ impl Queue {
             let Some(line) = self.lines.get_mut(&trace_id) else {
                 continue;
             };
-            let Some(pending) = line.events.front() else {
+            let Some(pending) = line.events.front_mut() else {
                 continue;
+            };
+            let body = match pending.body.encode() {
+                Ok(body) => body,
+                Err(error) => {
+                    // It could never be sent: done, and failed; the trace goes on.
+                    self.counters.finish_failed(&error);
+                    self.finish(trace_id);
+                    continue;
+                }
             };
             line.sending = true;
             self.sending += 1;
             return Next::Send(Job {
                 trace_id,
-                body: pending.body.clone(),
+                body,
                 epoch: self.backoff.epoch,
             });
         }
@@ -377,7 +408,7 @@ mod tests {
 
     fn push(q: &mut Queue, counters: &Counters, t: TraceId, text: &str) {
         assert!(counters.try_accept(usize::MAX).is_ok());
-        q.push(t, Bytes::from(text.to_owned()));
+        q.push(t, Body::Encoded(Bytes::from(text.to_owned())));
     }
 
     fn send(q: &mut Queue, now: Instant) -> Job {
@@ -437,6 +468,39 @@ mod tests {
         assert!(q.is_drained());
         let stats = c.stats();
         assert_eq!((stats.sent, stats.in_queue), (3, 0));
+    }
+
+    #[test]
+    fn an_event_is_encoded_at_its_first_send_and_retried_as_it_was_sent() {
+        let (mut q, counters) = queue(1);
+        let now = Instant::now();
+        let t = trace(1);
+        assert!(counters.try_accept(usize::MAX).is_ok());
+        q.push(
+            t,
+            Body::Logged(Logged {
+                trace_id: t,
+                kind: crate::model::EventType::ModelOutput,
+                timestamp: 1_700_000_000.25,
+                content: "ok".into(),
+                schema: Arc::from("{}"),
+            }),
+        );
+        let first = send(&mut q, now);
+        let sent: serde_json::Value = serde_json::from_slice(&first.body).expect("json");
+        assert_eq!(
+            sent,
+            serde_json::json!({
+                "event_type": "model_output",
+                "trace_id": t.to_string(),
+                "timestamp": 1_700_000_000.25,
+                "content": "ok",
+                "schema": "{}",
+            })
+        );
+        q.complete(&first, status(500), now);
+        let again = send(&mut q, now + Duration::from_secs(5));
+        assert_eq!(again.body, first.body, "a retry sends the same bytes");
     }
 
     #[test]
