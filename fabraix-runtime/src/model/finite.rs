@@ -47,6 +47,24 @@ fn float(finite: bool) -> Result<(), Stop> {
 /// A serializer that keeps nothing: it only walks the value, looking at its floats.
 struct Finder;
 
+/// Methods of [`Finder`] for values that hold no float: nothing to look at.
+macro_rules! nothing_inside {
+    ($($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<(), Stop> {
+            Ok(())
+        })*
+    };
+}
+
+/// Methods of [`Finder`] that begin a compound value: its parts are walked as they come.
+macro_rules! parts_follow {
+    ($($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<Finder, Stop> {
+            Ok(Finder)
+        })*
+    };
+}
+
 impl ser::Serializer for Finder {
     type Ok = ();
     type Error = Stop;
@@ -66,80 +84,29 @@ impl ser::Serializer for Finder {
         float(v.is_finite())
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_i8(self, _: i8) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_i16(self, _: i16) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_i32(self, _: i32) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_i64(self, _: i64) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_i128(self, _: i128) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_u8(self, _: u8) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_u16(self, _: u16) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_u32(self, _: u32) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_u64(self, _: u64) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_u128(self, _: u128) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_char(self, _: char) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_str(self, _: &str) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_none(self) -> Result<(), Stop> {
-        Ok(())
+    nothing_inside! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_char(char);
+        serialize_str(&str);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
         value.serialize(Finder)
-    }
-
-    fn serialize_unit(self) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
-        Ok(())
-    }
-
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
-        Ok(())
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -160,97 +127,47 @@ impl ser::Serializer for Finder {
         value.serialize(Finder)
     }
 
-    fn serialize_seq(self, _: Option<usize>) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Finder, Stop> {
-        Ok(Finder)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Finder, Stop> {
-        Ok(Finder)
+    parts_follow! {
+        serialize_seq(Option<usize>);
+        serialize_tuple(usize);
+        serialize_tuple_struct(&'static str, usize);
+        serialize_tuple_variant(&'static str, u32, &'static str, usize);
+        serialize_map(Option<usize>);
+        serialize_struct(&'static str, usize);
+        serialize_struct_variant(&'static str, u32, &'static str, usize);
     }
 }
 
-impl ser::SerializeSeq for Finder {
-    type Ok = ();
-    type Error = Stop;
+/// The compound values' parts: each walked in turn. `$method` names the part's method,
+/// `$name` whether it comes with a field name.
+macro_rules! walk_parts {
+    ($($trait:ident :: $method:ident $(($name:ty))?;)*) => {
+        $(impl ser::$trait for Finder {
+            type Ok = ();
+            type Error = Stop;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                $(_: $name,)?
+                value: &T,
+            ) -> Result<(), Stop> {
+                value.serialize(Finder)
+            }
 
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), Stop> {
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Finder {
-    type Ok = ();
-    type Error = Stop;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
-
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for Finder {
-    type Ok = ();
-    type Error = Stop;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
-
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Finder {
-    type Ok = ();
-    type Error = Stop;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
-
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
+walk_parts! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
+    SerializeStruct::serialize_field(&'static str);
+    SerializeStructVariant::serialize_field(&'static str);
 }
 
 impl ser::SerializeMap for Finder {
@@ -262,40 +179,6 @@ impl ser::SerializeMap for Finder {
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
-
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Finder {
-    type Ok = ();
-    type Error = Stop;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(Finder)
-    }
-
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Finder {
-    type Ok = ();
-    type Error = Stop;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
         value.serialize(Finder)
     }
 
@@ -323,6 +206,43 @@ mod tests {
             values: vec![Some(1.5), None, Some(value)],
             nested: BTreeMap::from([("x", (1, nested))]),
         }
+    }
+
+    #[derive(Serialize)]
+    enum Shape {
+        Unit,
+        Newtype(f64),
+        Tuple(u8, f64),
+        Struct { x: f64 },
+    }
+
+    #[derive(Serialize)]
+    struct Pair(u8, f32);
+
+    #[derive(Serialize)]
+    struct Wrapped(f64);
+
+    #[test]
+    fn looks_inside_every_shape_of_value() {
+        let shapes = |x: f64| {
+            vec![
+                (has_non_finite(&Shape::Newtype(x)), "newtype variant"),
+                (has_non_finite(&Shape::Tuple(1, x)), "tuple variant"),
+                (has_non_finite(&Shape::Struct { x }), "struct variant"),
+                (has_non_finite(&Pair(1, x as f32)), "tuple struct"),
+                (has_non_finite(&Wrapped(x)), "newtype struct"),
+                (has_non_finite(&[(1u8, x)]), "array of tuples"),
+                (has_non_finite(&Some(Some(x))), "options"),
+            ]
+        };
+        for (found, shape) in shapes(f64::NAN) {
+            assert!(found, "{shape}");
+        }
+        for (found, shape) in shapes(0.5) {
+            assert!(!found, "{shape}");
+        }
+        assert!(!has_non_finite(&Shape::Unit));
+        assert!(!has_non_finite(&(true, 'c', b"bytes", None::<f64>)));
     }
 
     #[test]
