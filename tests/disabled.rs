@@ -12,7 +12,7 @@ use capture::Captured;
 use fabraix::testing::MockServer;
 use fabraix::{Action, Client, Error, Event, EventType};
 
-const WARNING: &str = "fabraix is disabled: #[fabraix::action] tools run unchecked";
+const WARNING: &str = "fabraix is disabled: guarded tool calls run unchecked";
 
 static TOOL_RAN: AtomicUsize = AtomicUsize::new(0);
 
@@ -147,6 +147,8 @@ fn a_disabled_sdk_is_off_and_guarded_tools_run_unchecked() {
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
     let logs = captured.text();
     assert_eq!(logs.matches(WARNING).count(), 1, "{logs}");
+    // One warning for the process, naming the guard of the first unchecked call.
+    assert!(logs.contains(r##"guard="#[fabraix::action]""##), "{logs}");
     // A disabled SDK is not a failed registration: no warning of one.
     assert!(!logs.contains("not registered"), "{logs}");
 }

@@ -2,10 +2,8 @@
 //! checking off on purpose, so guarded tools run unchecked. The one place this crate tells
 //! that apart from the other ways of having no verdict, which all refuse the call.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use fabraix::{Client, Error};
+use std::future::Future;
 
 /// What a call that got no verdict may do: `Ok(())` when the reason is a disabled SDK (the
 /// call runs unchecked, and the first such call of the process says so), else `Err(error)`,
@@ -13,21 +11,10 @@ use fabraix::{Client, Error};
 pub(crate) fn unchecked_if_disabled(error: Error, tool: &str) -> Result<(), Error> {
     match error {
         Error::Disabled => {
-            warn_once(tool);
+            fabraix::__private::warn_unchecked("fabraix-mcp", tool);
             Ok(())
         }
         error => Err(error),
-    }
-}
-
-fn warn_once(tool: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            target: "fabraix_mcp",
-            tool,
-            "fabraix is disabled: MCP tool calls run unchecked"
-        );
     }
 }
 

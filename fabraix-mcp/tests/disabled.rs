@@ -4,11 +4,11 @@
 //!
 //! One test only: it sets the process's environment, and the warning is once per process.
 
+#[path = "../../tests/capture/mod.rs"]
+mod capture;
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use capture::Captured;
 use common::*;
 use fabraix::testing::MockServer;
 use fabraix::{AgentId, Event, EventType, Trace, TraceId};
@@ -17,7 +17,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 
-const WARNING: &str = "fabraix is disabled: MCP tool calls run unchecked";
+const WARNING: &str = "fabraix is disabled: guarded tool calls run unchecked";
 
 /// Send an email.
 #[fabraix::action]
@@ -55,35 +55,6 @@ impl ServerHandler for Mailer {}
 #[fabraix::agent(id = "caller-agent", system_prompt = "You call tools.")]
 async fn agent_checks() -> Result<rmcp::model::CallToolRequestParams, fabraix::Error> {
     check_call(note_call("mail_note", "grace"), None).await
-}
-
-/// What the process logs, for assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
 }
 
 #[test]
@@ -167,5 +138,7 @@ fn with_fabraix_disabled_every_tool_runs_unchecked_with_one_warning() {
     assert!(mock.requests().is_empty(), "{:#?}", mock.requests());
     let logs = captured.text();
     assert_eq!(logs.matches(WARNING).count(), 1, "{logs}");
+    // One warning for the process, naming the guard of the first unchecked call.
+    assert!(logs.contains(r#"guard="fabraix-mcp""#), "{logs}");
     assert!(!logs.contains("could not be checked"), "{logs}");
 }

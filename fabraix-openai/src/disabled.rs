@@ -2,8 +2,6 @@
 //! checking off on purpose, so tool calls are allowed unchecked. The one place this crate
 //! tells that apart from the other ways of having no verdict, which all refuse the call.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use fabraix::Error;
 
 /// What a call that got no verdict may do: `Ok(())` when the reason is a disabled SDK (the
@@ -12,20 +10,9 @@ use fabraix::Error;
 pub(crate) fn unchecked_if_disabled(error: Error, tool: &str) -> Result<(), Error> {
     match error {
         Error::Disabled => {
-            warn_once(tool);
+            fabraix::__private::warn_unchecked("fabraix-openai", tool);
             Ok(())
         }
         error => Err(error),
-    }
-}
-
-fn warn_once(tool: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            target: "fabraix_openai",
-            tool,
-            "fabraix is disabled: tool calls are allowed unchecked"
-        );
     }
 }

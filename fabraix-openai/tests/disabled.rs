@@ -4,48 +4,19 @@
 //!
 //! One test only: it sets the process's environment, and the warning is once per process.
 
+#[path = "../../tests/capture/mod.rs"]
+mod capture;
 mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls, FunctionCall,
 };
+use capture::Captured;
 use fabraix::testing::MockServer;
 use fabraix_openai::CheckedToolCalls;
 use support::tools;
 
-const WARNING: &str = "fabraix is disabled: tool calls are allowed unchecked";
-
-/// What the process logs, for assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
+const WARNING: &str = "fabraix is disabled: guarded tool calls run unchecked";
 
 fn calls() -> Vec<ChatCompletionMessageToolCalls> {
     ["read_note", "delete_note"]
@@ -124,4 +95,6 @@ fn with_fabraix_disabled_every_call_is_allowed_unchecked_with_one_warning() {
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
     let logs = captured.text();
     assert_eq!(logs.matches(WARNING).count(), 1, "{logs}");
+    // One warning for the process, naming the guard of the first unchecked call.
+    assert!(logs.contains(r#"guard="fabraix-openai""#), "{logs}");
 }

@@ -2,22 +2,13 @@
 //! checking off on purpose, so tool calls run unchecked. The one place this crate acts on
 //! that; every other way of having no verdict refuses the call.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use fabraix::{Client, RunContext};
 use rig_agent::agent::DispatchAction;
 
 /// A tool call Fabraix cannot check because the SDK is disabled: it runs, and the first
 /// such call of the process says so.
 pub(crate) fn run_unchecked(tool: &str) -> DispatchAction {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            target: "fabraix_rig",
-            tool,
-            "fabraix is disabled: rig tool calls run unchecked"
-        );
-    }
+    fabraix::__private::warn_unchecked("fabraix-rig", tool);
     DispatchAction::proceed()
 }
 

@@ -189,14 +189,7 @@ impl ActionCall {
     /// the process says so. Only a disabled SDK does this: every other reason for having no
     /// verdict (no run, a failed registration, an unreachable API) refuses the call.
     fn unchecked(self) -> ApprovedCall {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        if !WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                target: "fabraix",
-                action = %self.name,
-                "fabraix is disabled: #[fabraix::action] tools run unchecked"
-            );
-        }
+        warn_unchecked("#[fabraix::action]", &self.name);
         // Its `tool` event is let go, as every event of a disabled SDK is (and counted).
         ApprovedCall {
             name: self.name,
@@ -249,6 +242,22 @@ fn tool_event_schema() -> Value {
 /// `Err(error.into())` in the fn's return type.
 pub fn refuse<R: ActionReturn>(error: Error) -> R {
     R::from_error(error)
+}
+
+/// A guarded tool call runs without a verdict because the SDK is disabled. The first such
+/// call of the process says so, whichever guard made it (`#[fabraix::action]`, or an
+/// integration: `fabraix-mcp`, `fabraix-rig`, `fabraix-openai`): one warning per process,
+/// naming the guard and the tool.
+pub fn warn_unchecked(guard: &'static str, tool: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "fabraix",
+            guard,
+            tool,
+            "fabraix is disabled: guarded tool calls run unchecked"
+        );
+    }
 }
 
 /// Calls `f` once: the body of a sync action fn, as an `FnOnce` so it may return borrows of
