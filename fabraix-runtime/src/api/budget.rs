@@ -446,6 +446,14 @@ impl Budget {
     /// when the budget would have it wait past `deadline`; an event waits as long as it
     /// takes.
     pub async fn acquire(&self, lane: Lane, deadline: Option<Instant>) -> Result<Ticket, Error> {
+        // The common case, a slot free at once: no waiting to count, no wake-up to ask for.
+        if let Decision::Go(epoch) = self.state().decide(lane, Instant::now()) {
+            return Ok(Ticket { epoch });
+        }
+        self.wait_for_slot(lane, deadline).await
+    }
+
+    async fn wait_for_slot(&self, lane: Lane, deadline: Option<Instant>) -> Result<Ticket, Error> {
         let started = Instant::now();
         let _waiting = (lane == Lane::Agent).then(|| AgentWaiting::new(self));
         loop {
