@@ -9,12 +9,12 @@ use std::time::Duration;
 use fabraix::testing::{Endpoint, MockServer, RecordedRequest};
 use fabraix::{Action, Client, Error, Event, EventType, RateLimit, TraceId};
 
-/// How long a scenario may take to deliver everything: far more than it needs.
 /// These scenarios count 429s, which depends on when requests meet the server's window:
 /// they run one at a time, so that no scenario's CPU use shifts another's timing on a
 /// small machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// How long a scenario may take to deliver everything: far more than it needs.
 const DELIVERY: Duration = Duration::from_secs(180);
 
 async fn limited(spec: &str) -> MockServer {

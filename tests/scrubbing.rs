@@ -433,7 +433,34 @@ async fn key_in_the_url(evidence: &mut Evidence) -> RawServer {
     )
     .build()
     .unwrap();
+    // One used before its key is known: the search for keys is redone after each key
+    // remembered, not done once for good.
+    const USED_EARLY: &str = "sk-Late-UsedEarly-7f31a";
+    let early_server =
+        RawServer::start(|request| Reply::Bytes(raw_http::documented_success(request)));
+    let used_early = quick(
+        Client::builder().api_key("sk-early-key").base_url(
+            early_server
+                .url()
+                .replace("/v1", &format!("/{USED_EARLY}/v1")),
+        ),
+    )
+    .build()
+    .unwrap();
+    // Sent (whatever the stand-in answers to this path): its URL held no known key yet.
+    let first = used_early.register_agent_run(agent(), PROMPT).await;
+    assert!(!matches!(first, Err(Error::Config(_))), "{first:?}");
+    assert_eq!(early_server.requests().len(), 1);
     let _later = Client::builder().api_key(LATE).build().unwrap();
+    let _used_early_known = Client::builder().api_key(USED_EARLY).build().unwrap();
+    let refused = used_early.register_agent_run(agent(), PROMPT).await;
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    evidence.outcome("key in the url: known after a first request", &refused);
+    assert_eq!(
+        early_server.requests().len(),
+        1,
+        "sent only before its key was known"
+    );
     for (label, client) in [
         ("late key in the path", &in_path),
         ("late key in the host", &in_host),

@@ -2,20 +2,14 @@
 //! checking off on purpose, so guarded tools run unchecked. The one place this crate tells
 //! that apart from the other ways of having no verdict, which all refuse the call.
 
-use fabraix::{Client, Error};
 use std::future::Future;
 
-/// What a call that got no verdict may do: `Ok(())` when the reason is a disabled SDK (the
-/// call runs unchecked, and the first such call of the process says so), else `Err(error)`,
-/// and the call is refused.
+use fabraix::{Client, Error};
+
+/// What a call that got no verdict may do: run unchecked when the SDK is disabled (and the
+/// first such call of the process says so), else be refused with `error`.
 pub(crate) fn unchecked_if_disabled(error: Error, tool: &str) -> Result<(), Error> {
-    match error {
-        Error::Disabled => {
-            fabraix::__private::warn_unchecked("fabraix-mcp", tool);
-            Ok(())
-        }
-        error => Err(error),
-    }
+    fabraix::__private::unchecked_if_disabled(error, "fabraix-mcp", tool)
 }
 
 /// Runs `tool` in a run of the disabled `client` that has no trace, as an agent fn's run

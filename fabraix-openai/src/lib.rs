@@ -101,7 +101,6 @@
 
 mod assemble;
 mod chat;
-mod disabled;
 mod events;
 mod recorder;
 mod stream;

@@ -7,7 +7,6 @@ use async_openai::types::chat::{
 use fabraix::{Action, Client, TraceId, Verdict};
 use serde_json::{Map, Value, json};
 
-use crate::disabled;
 use crate::recorder::Recorder;
 
 /// The tool calls of one answer, sorted into those that may run and those that may not.
@@ -234,11 +233,14 @@ async fn decide(
             reasoning: verdict.reasoning,
             action_check_id: verdict.action_check_id,
         }),
-        // Not checked: allowed only when the SDK is disabled, with no verdict.
-        Err(error) => match disabled::unchecked_if_disabled(error, parsed.name) {
-            Ok(()) => allow(None),
-            Err(error) => refuse(Refusal::Unchecked(error)),
-        },
+        // Not checked: allowed only when the SDK is disabled (`FABRAIX_DISABLED=1`,
+        // `ClientBuilder::disabled(true)`), with no verdict.
+        Err(error) => {
+            match fabraix::__private::unchecked_if_disabled(error, "fabraix-openai", parsed.name) {
+                Ok(()) => allow(None),
+                Err(error) => refuse(Refusal::Unchecked(error)),
+            }
+        }
     }
 }
 

@@ -260,6 +260,19 @@ pub fn warn_unchecked(guard: &'static str, tool: &str) {
     }
 }
 
+/// What a guard does with a call that got no verdict because of `error`: `Ok(())` when the
+/// SDK is disabled (the call runs unchecked, see [`warn_unchecked`]), else `Err(error)`:
+/// every other reason for having no verdict refuses the call.
+pub fn unchecked_if_disabled(error: Error, guard: &'static str, tool: &str) -> Result<(), Error> {
+    match error {
+        Error::Disabled => {
+            warn_unchecked(guard, tool);
+            Ok(())
+        }
+        error => Err(error),
+    }
+}
+
 /// Calls `f` once: the body of a sync action fn, as an `FnOnce` so it may return borrows of
 /// what it captured.
 #[inline]

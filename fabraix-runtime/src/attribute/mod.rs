@@ -9,7 +9,7 @@ mod agent_run;
 
 pub use action_call::{
     ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
-    warn_unchecked,
+    unchecked_if_disabled, warn_unchecked,
 };
 pub use agent_run::{
     AgentRun, ErrorReturn, RunFuture, RunGuard, Unstarted, agent_id, system_prompt,

@@ -64,20 +64,18 @@ pub(super) enum Body {
 
 impl Body {
     fn encode(&mut self) -> Result<Bytes, Error> {
-        if let Body::Logged(logged) = self {
-            let body = wire::event_body(
+        let body = match self {
+            Body::Encoded(body) => return Ok(body.clone()),
+            Body::Logged(logged) => wire::event_body(
                 logged.kind.as_str(),
                 logged.trace_id,
                 logged.timestamp,
                 &logged.content,
                 &logged.schema,
-            )?;
-            *self = Body::Encoded(body);
-        }
-        match self {
-            Body::Encoded(body) => Ok(body.clone()),
-            Body::Logged(_) => Err(Error::Runtime("an event was not encoded".into())),
-        }
+            )?,
+        };
+        *self = Body::Encoded(body.clone());
+        Ok(body)
     }
 }
 
