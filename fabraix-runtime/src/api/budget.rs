@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::lane::Lane;
 use super::retry::RetryPolicy;
 use crate::model::{Error, RateLimit};
 
@@ -46,15 +47,6 @@ const MEASURE_CAP: usize = 4096;
 const RELAX_AFTER: Duration = Duration::from_secs(300);
 /// A throttled episode ends once no 429 came for this long.
 const EPISODE_GAP: Duration = Duration::from_secs(60);
-
-/// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lane {
-    /// A call an agent waits for: registration, check, direct event.
-    Agent,
-    /// A queued event, sent in the background.
-    Events,
-}
 
 /// A slot taken: carried by the request, so that its outcome is read against the pause it
 /// was sent in.

@@ -3,6 +3,7 @@
 //! answer"; the client and the event exporter both send through it.
 //!
 //! - `settings.rs`: the validated settings and their defaults;
+//! - `lane.rs`: who asks for the budget (agent calls, queued events);
 //! - `budget.rs`: the key's rate budget, shared by every request, agent calls first;
 //! - `http.rs`: one attempt over the network;
 //! - `retry.rs`: when to try again, and how long to wait;
@@ -14,6 +15,7 @@ mod answer;
 mod budget;
 mod http;
 pub(crate) mod io_thread;
+mod lane;
 mod retry;
 pub(crate) mod scrub;
 mod settings;
@@ -30,7 +32,8 @@ pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;
 pub(crate) use settings::{Options, Settings, shown_url};
 
-use budget::{Budget, Lane};
+use budget::Budget;
+use lane::Lane;
 
 use crate::model::wire::Endpoint;
 use crate::model::{Error, RateLimit};
