@@ -146,5 +146,11 @@ async fn a_throttled_episode_is_reported_once_with_its_numbers() {
         .filter(|l| l.contains("rate limit reached") && l.contains("limit=off"))
         .collect();
     assert_eq!(warnings.len(), 1, "{refused} 429s: {text}");
-    assert!(warnings[0].contains("pace_per_second="), "{}", warnings[0]);
+    // With its numbers: which lane met it, and how many 429s so far.
+    assert!(warnings[0].contains("lane="), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("rate_limited_so_far="),
+        "{}",
+        warnings[0]
+    );
 }

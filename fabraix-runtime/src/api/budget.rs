@@ -1,19 +1,33 @@
 //! One rate budget per client (per API key): every request to Fabraix takes a slot of it,
-//! so that the key's limit is met by pacing, not by 429s.
+//! so that the key's limit is met by pacing, not by 429s, and a 429 slows what met it
+//! without breaking the agent.
 //!
 //! - **Windows.** Each configured window ("at most N in any span") is a sliding window over
 //!   the times requests were sent, with a small margin added to the span (arrival times at
 //!   the server differ from send times by the network's jitter), so a server counting by
 //!   fixed windows, sliding windows or token buckets never sees more than it allows.
-//! - **Lanes.** Calls an agent waits for (registrations, checks, direct events) go before
-//!   queued events: events wait while any agent call waits, and use a window only while a
-//!   share of it (a fifth) stays free for agent calls.
-//! - **Adaptive.** A 429 pauses every lane of the key until its `Retry-After` (or the
-//!   back-off), and lowers the pace (multiplicative decrease, to 70% of the rate the
-//!   server accepted just before it); the pace then grows back by 2% a second while requests succeed (additive
-//!   probing, as the AWS SDKs' adaptive retry mode does), and is dropped once it is far
-//!   above what is sent. Only a 429 to a request sent after the last pause lowers the pace
-//!   again: the others were in flight already and say nothing new.
+//! - **Lanes** ([`Lane`]). Calls an agent waits for (registrations, checks, direct events)
+//!   go before queued events: events wait while any agent call waits, and use a window only
+//!   while a share of it (a fifth) stays free for agent calls.
+//! - **A 429 pauses the lane that met it**, until its `Retry-After` (else the back-off).
+//!   The other lane finds out whether it is limited too: it waits for the answers of the
+//!   requests it has in flight, or sends one, a *probe*, when it has none; a 429 pauses it
+//!   as well. When a pause ends, its lane starts again with one request. From there a lane
+//!   *ramps*: each success lets one more request be in flight (doubling them every round
+//!   trip, as TCP's slow start does) until it sends freely. So a key-wide limit costs at
+//!   most one extra 429 per lane and pause, no burst meets a limit that outlasted its pause,
+//!   and a 429 on queued events costs an agent's check at most a few round trips.
+//! - **Failing fast.** An agent call whose deadline comes before its lane's pause ends
+//!   fails at once with [`Error::RateLimited`] instead of waiting for nothing.
+//! - **Pace, from evidence only.** A one-off 429 (the server asked for a pause once) only
+//!   pauses: the lane is back to full speed a few round trips after its pause. A limit shows itself
+//!   when a lane meets a 429 again after its own pause, within one episode (429s less than a
+//!   minute apart): only then is a pace set, below the rate the server accepted, and it
+//!   climbs back as a cubic of the time since that 429 (the AWS SDKs' adaptive retry mode,
+//!   from CUBIC congestion control): it starts at 70% of that rate, is back to it `K`
+//!   seconds later (`K` = ∛(rate × 0.3 / 0.4), e.g. 2.5 s for 20 requests a second), and
+//!   grows faster and faster beyond it. A pace is dropped once no 429 came for a minute and
+//!   it is more than twice that rate.
 //!
 //! [`State`] decides, as plain synchronous code; [`Budget`] is the thin async part that
 //! waits for its answers.
@@ -29,11 +43,11 @@ use super::retry::RetryPolicy;
 use crate::model::{Error, RateLimit};
 
 /// The share of each window (and of the pace) kept free for agent calls.
-const AGENT_SHARE: f64 = 0.2;
-/// How much a 429 lowers the pace: to this share of the rate measured before it.
-const DECREASE: f64 = 0.7;
-/// How fast the pace grows back while requests succeed: this share per second.
-const GROWTH_PER_SECOND: f64 = 0.02;
+pub(crate) const AGENT_SHARE: f64 = 0.2;
+/// How far a pace starts below the rate the server accepted (CUBIC's β).
+const BETA: f64 = 0.7;
+/// How fast a pace climbs back (CUBIC's C, in requests per second per second³).
+const CUBIC_C: f64 = 0.4;
 /// The pace never drops below one request every ten seconds.
 const MIN_PACE: f64 = 0.1;
 /// A 429 sets a pace only when this many requests were accepted in the measured past:
@@ -43,16 +57,18 @@ const MIN_EVIDENCE: usize = 2;
 const MEASURE: Duration = Duration::from_secs(10);
 /// …and over at most this many sends.
 const MEASURE_CAP: usize = 4096;
-/// A pace is dropped once no 429 came for this long and it is far above the measured rate.
-const RELAX_AFTER: Duration = Duration::from_secs(300);
 /// A throttled episode ends once no 429 came for this long.
 const EPISODE_GAP: Duration = Duration::from_secs(60);
 
-/// A slot taken: carried by the request, so that its outcome is read against the pause it
+/// A slot taken: carried by the request, so that its outcome is read against the state it
 /// was sent in.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
+    lane: Lane,
+    /// The lane's pause count when the slot was taken: a 429 to a request sent before the
+    /// lane's last pause says nothing new.
     epoch: u64,
+    sent: Instant,
 }
 
 /// The budget's counters, for `Client::stats`.
@@ -61,6 +77,11 @@ pub(crate) struct BudgetStats {
     pub rate_limited: u64,
     pub waited: Duration,
     pub pace: Option<f64>,
+    /// Requests sent while their lane ramped up after a 429 (the first of each ramp is
+    /// its probe).
+    pub probes: u64,
+    /// Agent calls that failed at once because their lane's pause outlasted their deadline.
+    pub failed_fast: u64,
 }
 
 struct Window {
@@ -71,55 +92,122 @@ struct Window {
     for_events: usize,
 }
 
+/// A pace set by a repeated 429: CUBIC's window, in requests per second.
+#[derive(Debug, Clone, Copy)]
 struct Pace {
-    per_second: f64,
-    updated: Instant,
+    /// The rate the server accepted when the pace was set.
+    wmax: f64,
+    since: Instant,
+    /// Seconds until the pace is back to `wmax`.
+    k: f64,
+}
+
+impl Pace {
+    fn new(wmax: f64, now: Instant) -> Self {
+        let wmax = wmax.max(MIN_PACE);
+        Self {
+            wmax,
+            since: now,
+            k: (wmax * (1.0 - BETA) / CUBIC_C).cbrt(),
+        }
+    }
+
+    fn rate(&self, now: Instant) -> f64 {
+        let t = now.saturating_duration_since(self.since).as_secs_f64() - self.k;
+        (CUBIC_C * t * t * t + self.wmax).max(MIN_PACE)
+    }
+}
+
+/// Once this many requests of a ramping lane may be in flight, it sends freely again.
+const RAMP_DONE: usize = 64;
+
+#[derive(Debug)]
+struct LaneState {
+    paused_until: Option<Instant>,
+    /// Requests of the lane sent and not yet answered.
+    in_flight: usize,
+    /// While the lane ramps up after a 429: how many of its requests may be in flight.
+    ramp: Option<usize>,
+    /// Raised by each pause that a fresh 429 began.
+    epoch: u64,
+    /// Fresh 429s of this lane in the current episode: the second shows a limit that
+    /// outlasts a pause.
+    episode_pauses: u32,
+    /// 429s since the lane's last success, for the back-off when the server names no wait.
+    consecutive: u32,
+}
+
+impl LaneState {
+    const fn new() -> Self {
+        Self {
+            paused_until: None,
+            in_flight: 0,
+            ramp: None,
+            epoch: 0,
+            episode_pauses: 0,
+            consecutive: 0,
+        }
+    }
+
+    fn paused_at(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|t| t > now)
+    }
 }
 
 /// What a request may do now.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
-    Go(u64),
+    Go(Ticket),
+    /// The lane is paused (a 429) until then.
+    Paused(Instant),
+    /// A window or the pace frees a slot then.
     WaitUntil(Instant),
+    /// The lane ramps up and has all the requests in flight it may: their answers let
+    /// it go on.
+    WaitForAnswers,
     /// An event waits while agent calls do.
     WaitForAgents,
 }
 
 pub(crate) struct State {
     windows: Vec<Window>,
-    /// When requests were sent, oldest first; kept as long as a window or the rate
-    /// measurement needs them.
+    /// When requests were sent, oldest first; kept as long as a window needs them.
     sent: VecDeque<Instant>,
     /// The most requests of any window: older sends never matter to a window.
     keep: usize,
     /// The longest span of any window.
     longest: Duration,
-    /// When recent requests succeeded, oldest first: the rate the server accepts.
+    /// When the requests the server accepted were sent: the rate it takes.
     accepted: VecDeque<Instant>,
     /// The last send, for the pace.
     last_sent: Option<Instant>,
-    paused_until: Option<Instant>,
-    /// Raised by each pause that lowered the pace.
-    epoch: u64,
+    lanes: [LaneState; 2],
     pace: Option<Pace>,
-    /// When a 429 asked for a lower pace before enough successes were in to measure the
-    /// rate the server accepts (the answers of its burst may come after it): the pace is
-    /// set when sending resumes after the pause, by when they are in.
-    lower_pace: Option<Instant>,
+    /// A repeated 429 asked for a pace before enough successes were in to measure the rate
+    /// the server accepts (the answers of its burst may come after it): set when the lane
+    /// sends again, from what is in by then.
+    pace_pending: bool,
     last_throttle: Option<Instant>,
-    /// 429s since the last success, for the back-off when the server names no wait.
-    consecutive: u32,
     episode: Option<Episode>,
     agents_waiting: usize,
     /// At exit: no agent call will come any more, so events may use whole windows.
     draining: bool,
     rate_limited: u64,
     waited: Duration,
+    probes: u64,
+    failed_fast: u64,
 }
 
 struct Episode {
     started: Instant,
     throttled: u64,
+}
+
+fn index(lane: Lane) -> usize {
+    match lane {
+        Lane::Agent => 0,
+        Lane::Events => 1,
+    }
 }
 
 impl State {
@@ -136,7 +224,10 @@ impl State {
                 };
                 Window {
                     requests,
-                    span: w.per + w.per / 50 + Duration::from_millis(5),
+                    span: w
+                        .per
+                        .saturating_add(w.per / 50)
+                        .saturating_add(Duration::from_millis(5)),
                     for_events: requests - reserve,
                 }
             })
@@ -150,29 +241,40 @@ impl State {
             longest,
             accepted: VecDeque::new(),
             last_sent: None,
-            paused_until: None,
-            epoch: 0,
+            lanes: [LaneState::new(), LaneState::new()],
             pace: None,
-            lower_pace: None,
+            pace_pending: false,
             last_throttle: None,
-            consecutive: 0,
             episode: None,
             agents_waiting: 0,
             draining: false,
             rate_limited: 0,
             waited: Duration::ZERO,
+            probes: 0,
+            failed_fast: 0,
         }
+    }
+
+    fn lane(&mut self, lane: Lane) -> &mut LaneState {
+        &mut self.lanes[index(lane)]
     }
 
     /// Whether `lane` may send at `now`; `Go` records the send.
     pub fn decide(&mut self, lane: Lane, now: Instant) -> Decision {
-        if let Some(until) = self.paused_until {
+        let state = self.lane(lane);
+        if let Some(until) = state.paused_until {
             if until > now {
-                return Decision::WaitUntil(until);
+                return Decision::Paused(until);
             }
-            self.paused_until = None;
+            state.paused_until = None;
         }
-        self.try_lowering_pace(now);
+        if state.ramp.is_some_and(|ramp| state.in_flight >= ramp) {
+            return Decision::WaitForAnswers;
+        }
+        let ramping = state.ramp.is_some();
+        if self.pace_pending {
+            self.set_pace(now);
+        }
         if lane == Lane::Events && self.agents_waiting > 0 {
             return Decision::WaitForAgents;
         }
@@ -183,7 +285,10 @@ impl State {
             }
         };
         if let (Some(pace), Some(last)) = (&self.pace, self.last_sent) {
-            later(last + interval(pace.per_second, self.share(lane)));
+            later(
+                last.checked_add(interval(pace.rate(now), self.share(lane)))
+                    .unwrap_or(now),
+            );
         }
         for window in &self.windows {
             let limit = self.limit(window, lane);
@@ -192,7 +297,7 @@ impl State {
                 // The oldest sends in the window must leave it until fewer than `limit`
                 // remain: the one `limit` places from the newest sets the time.
                 let index = self.sent.len() - limit;
-                later(self.sent[index] + window.span);
+                later(self.sent[index].checked_add(window.span).unwrap_or(now));
             }
         }
         if let Some(at) = not_before {
@@ -201,7 +306,16 @@ impl State {
         self.sent.push_back(now);
         self.last_sent = Some(now);
         self.prune(now);
-        Decision::Go(self.epoch)
+        if ramping {
+            self.probes += 1;
+        }
+        let state = self.lane(lane);
+        state.in_flight += 1;
+        Decision::Go(Ticket {
+            lane,
+            epoch: state.epoch,
+            sent: now,
+        })
     }
 
     fn limit(&self, window: &Window, lane: Lane) -> usize {
@@ -229,30 +343,44 @@ impl State {
         }
     }
 
-    /// How many requests the server accepted over the recent past.
-    fn recently_accepted(&self, now: Instant) -> usize {
+    /// The requests accepted among those sent over the recent past, and the rate they
+    /// show per second: their count over the span from the first to the last of them (at
+    /// least a second), so that a pause after them does not count as time the server took
+    /// nothing.
+    fn measured(&self, now: Instant) -> (usize, f64) {
         let since = now.checked_sub(MEASURE);
-        self.accepted
-            .iter()
-            .rev()
-            .take_while(|t| since.is_none_or(|s| **t >= s))
-            .count()
+        let recent = || {
+            self.accepted
+                .iter()
+                .filter(move |t| since.is_none_or(|s| **t >= s))
+        };
+        let count = recent().count();
+        let first = recent().min();
+        let last = recent().max();
+        let span = match (first, last) {
+            (Some(first), Some(last)) => last.saturating_duration_since(*first),
+            _ => Duration::ZERO,
+        }
+        .max(Duration::from_secs(1));
+        (count, count as f64 / span.as_secs_f64())
     }
 
-    /// Requests the server accepted per second, over the recent past (at least a second).
-    fn measured_rate(&self, now: Instant) -> f64 {
-        let recent = self.recently_accepted(now);
-        let first = self.accepted.get(self.accepted.len() - recent).copied();
-        let span = first
-            .map(|f| now.saturating_duration_since(f))
-            .unwrap_or_default()
-            .max(Duration::from_secs(1));
-        recent as f64 / span.as_secs_f64()
+    /// Sets (or lowers) the pace below the rate the server accepted, once enough successes
+    /// are in to measure it; until then the pauses alone apply.
+    fn set_pace(&mut self, now: Instant) {
+        let (evidence, measured) = self.measured(now);
+        if evidence < MIN_EVIDENCE {
+            return;
+        }
+        self.pace_pending = false;
+        let current = self.pace.map_or(f64::INFINITY, |p| p.rate(now));
+        self.pace = Some(Pace::new(current.min(measured), now));
     }
 
     /// A 429 came back for a request sent with `ticket`; the server asked to wait
-    /// `retry_after` (else the policy's back-off). Answers whether this began a throttled
-    /// episode.
+    /// `retry_after` (else the policy's back-off). Pauses the ticket's lane and has the
+    /// other one find out whether it is limited too. Answers whether this began a
+    /// throttled episode.
     pub fn throttled(
         &mut self,
         ticket: Ticket,
@@ -261,12 +389,6 @@ impl State {
         now: Instant,
     ) -> bool {
         self.rate_limited += 1;
-        let wait = policy
-            .delay(self.consecutive, retry_after)
-            .max(Duration::from_millis(10));
-        self.consecutive = self.consecutive.saturating_add(1);
-        let until = now.checked_add(wait).unwrap_or(now);
-        self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
         let episode_began = self
             .last_throttle
             .is_none_or(|at| now.saturating_duration_since(at) >= EPISODE_GAP);
@@ -276,70 +398,73 @@ impl State {
                 started: now,
                 throttled: 0,
             });
+            for lane in &mut self.lanes {
+                lane.episode_pauses = 0;
+            }
         }
         if let Some(episode) = &mut self.episode {
             episode.throttled += 1;
         }
-        if ticket.epoch == self.epoch {
-            // Sent after the last pause: the pace was still too fast. The other 429s of
-            // the same burst say nothing new.
-            self.epoch += 1;
-            self.lower_pace = Some(now);
-            self.try_lowering_pace(now);
+        let state = self.lane(ticket.lane);
+        state.in_flight = state.in_flight.saturating_sub(1);
+        let wait = policy
+            .delay(state.consecutive, retry_after)
+            .max(Duration::from_millis(10));
+        state.consecutive = state.consecutive.saturating_add(1);
+        let until = now.checked_add(wait).unwrap_or(now);
+        state.paused_until = Some(state.paused_until.map_or(until, |t| t.max(until)));
+        // When the pause ends, the lane starts again with one request.
+        state.ramp = Some(1);
+        if ticket.epoch != state.epoch {
+            // Sent before the lane's last pause: the other 429s of one burst say nothing new.
+            return episode_began;
+        }
+        state.epoch += 1;
+        state.episode_pauses += 1;
+        if state.episode_pauses >= 2 {
+            // The limit outlasted a pause: the lane sends faster than the server takes.
+            self.pace_pending = true;
+            self.set_pace(now);
+        }
+        let other = self.lane(ticket.lane.other());
+        if !other.paused_at(now) && other.ramp.is_none() {
+            other.ramp = Some(1);
         }
         episode_began
     }
 
-    /// Lowers the pace below the rate the server accepted, if a 429 asked for it and enough
-    /// successes are in. The rate is measured up to the 429 or the last success after it,
-    /// so that the pause itself does not count as time the server took nothing.
-    fn try_lowering_pace(&mut self, now: Instant) {
-        let Some(at) = self.lower_pace else { return };
-        let until = self
-            .accepted
-            .back()
-            .map_or(at, |last| at.max(*last))
-            .min(now);
-        if self.recently_accepted(until) < MIN_EVIDENCE {
-            return;
-        }
-        self.lower_pace = None;
-        let measured = self.measured_rate(until);
-        let current = self.pace.as_ref().map_or(f64::INFINITY, |p| p.per_second);
-        let per_second = (current.min(measured) * DECREASE).max(MIN_PACE);
-        self.pace = Some(Pace {
-            per_second,
-            updated: now,
-        });
-    }
-
-    /// A request sent under the budget succeeded: the pace grows back.
-    pub fn succeeded(&mut self, now: Instant) {
-        self.consecutive = 0;
-        self.accepted.push_back(now);
+    /// A request sent with `ticket` succeeded: a ramping lane may have one more in flight.
+    /// Answers whether requests of the lane may be waiting for this.
+    pub fn succeeded(&mut self, ticket: Ticket, now: Instant) -> bool {
+        self.accepted.push_back(ticket.sent);
         let since = now.checked_sub(MEASURE);
         while self.accepted.len() > MEASURE_CAP
             || since.is_some_and(|s| self.accepted.front().is_some_and(|t| *t < s))
         {
             self.accepted.pop_front();
         }
-        if let Some(pace) = &mut self.pace {
-            let seconds = now
-                .saturating_duration_since(pace.updated)
-                .min(Duration::from_secs(10))
-                .as_secs_f64();
-            pace.per_second *= 1.0 + GROWTH_PER_SECOND * seconds;
-            pace.updated = now;
-            let quiet = self
-                .last_throttle
-                .is_none_or(|at| now.saturating_duration_since(at) >= RELAX_AFTER);
-            if quiet && pace.per_second > 4.0 * self.measured_rate(now).max(MIN_PACE) {
+        let state = self.lane(ticket.lane);
+        state.consecutive = 0;
+        state.in_flight = state.in_flight.saturating_sub(1);
+        let ramping = state.ramp.is_some();
+        state.ramp = state
+            .ramp
+            .map(|ramp| ramp + 1)
+            .filter(|ramp| *ramp < RAMP_DONE);
+        let quiet = self
+            .last_throttle
+            .is_none_or(|at| now.saturating_duration_since(at) >= EPISODE_GAP);
+        if quiet {
+            // No more evidence is coming for a pace asked for an episode ago.
+            self.pace_pending = false;
+            if self
+                .pace
+                .is_some_and(|pace| pace.rate(now) > 2.0 * pace.wmax)
+            {
                 self.pace = None;
             }
         }
-        if let (Some(episode), Some(last)) = (&self.episode, self.last_throttle)
-            && now.saturating_duration_since(last) >= EPISODE_GAP
-        {
+        if quiet && let (Some(episode), Some(last)) = (&self.episode, self.last_throttle) {
             tracing::info!(
                 target: "fabraix",
                 throttled = episode.throttled,
@@ -348,6 +473,16 @@ impl State {
             );
             self.episode = None;
         }
+        ramping
+    }
+
+    /// A request sent with `ticket` ended some other way (an error, a timeout, dropped
+    /// unsent): it says nothing of the limit, but frees its place. Answers whether requests
+    /// of the lane may be waiting for this.
+    pub fn unanswered(&mut self, ticket: Ticket) -> bool {
+        let state = self.lane(ticket.lane);
+        state.in_flight = state.in_flight.saturating_sub(1);
+        state.ramp.is_some()
     }
 
     /// How long `events` queued events would take to be sent at `now`, at the current pace
@@ -356,13 +491,13 @@ impl State {
         if events == 0 {
             return Duration::ZERO;
         }
-        let paused = self
+        let paused = self.lanes[index(Lane::Events)]
             .paused_until
             .map(|t| t.saturating_duration_since(now))
             .unwrap_or_default();
         let mut longest = Duration::ZERO;
         if let Some(pace) = &self.pace {
-            let seconds = events as f64 / (pace.per_second * self.share(Lane::Events));
+            let seconds = events as f64 / (pace.rate(now) * self.share(Lane::Events));
             longest = longest.max(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
         for window in &self.windows {
@@ -376,22 +511,24 @@ impl State {
             // sends leave it, and then one window's worth per span.
             let first_free = match used {
                 0 => window.span,
-                _ => {
-                    (self.sent[self.sent.len() - used] + window.span).saturating_duration_since(now)
-                }
+                _ => (self.sent[self.sent.len() - used].checked_add(window.span))
+                    .map_or(Duration::MAX, |t| t.saturating_duration_since(now)),
             };
-            let rounds = (events - free).div_ceil(limit.max(1)) as u32;
-            let wait = first_free + window.span.saturating_mul(rounds.saturating_sub(1));
+            let rounds = u32::try_from((events - free).div_ceil(limit.max(1))).unwrap_or(u32::MAX);
+            let wait =
+                first_free.saturating_add(window.span.saturating_mul(rounds.saturating_sub(1)));
             longest = longest.max(wait);
         }
         paused.saturating_add(longest)
     }
 
-    pub fn stats(&self) -> BudgetStats {
+    pub fn stats(&self, now: Instant) -> BudgetStats {
         BudgetStats {
             rate_limited: self.rate_limited,
             waited: self.waited,
-            pace: self.pace.as_ref().map(|p| p.per_second),
+            pace: self.pace.as_ref().map(|p| p.rate(now)),
+            probes: self.probes,
+            failed_fast: self.failed_fast,
         }
     }
 }
@@ -412,9 +549,11 @@ fn interval(per_second: f64, share: f64) -> Duration {
 pub(crate) struct Budget {
     limit: RateLimit,
     state: Mutex<State>,
-    /// Signalled whenever waiting requests should look again: a pause, a slot taken by an
-    /// agent call, an agent call that stopped waiting.
+    /// Signalled whenever waiting requests should look again: a pause, an answer to a
+    /// ramping lane, an agent call that stopped waiting.
     changed: Notify,
+    /// Signalled when a lane pauses: a flush deciding whether to wait looks again.
+    paused: Notify,
 }
 
 impl Budget {
@@ -423,6 +562,7 @@ impl Budget {
             state: Mutex::new(State::new(&limit)),
             limit,
             changed: Notify::new(),
+            paused: Notify::new(),
         }
     }
 
@@ -435,12 +575,12 @@ impl Budget {
     }
 
     /// Waits for a slot of `lane`. An agent call gives up, with [`Error::RateLimited`],
-    /// when the budget would have it wait past `deadline`; an event waits as long as it
-    /// takes.
+    /// when its lane's pause or the budget would have it wait past `deadline`; an event
+    /// waits as long as it takes.
     pub async fn acquire(&self, lane: Lane, deadline: Option<Instant>) -> Result<Ticket, Error> {
         // The common case, a slot free at once: no waiting to count, no wake-up to ask for.
-        if let Decision::Go(epoch) = self.state().decide(lane, Instant::now()) {
-            return Ok(Ticket { epoch });
+        if let Decision::Go(ticket) = self.state().decide(lane, Instant::now()) {
+            return Ok(ticket);
         }
         self.wait_for_slot(lane, deadline).await
     }
@@ -455,22 +595,35 @@ impl Budget {
             let now = Instant::now();
             let decision = self.state().decide(lane, now);
             let until = match decision {
-                Decision::Go(epoch) => {
+                Decision::Go(ticket) => {
                     let waited = started.elapsed();
                     if !waited.is_zero() {
                         self.state().waited += waited;
                     }
-                    return Ok(Ticket { epoch });
+                    return Ok(ticket);
                 }
-                Decision::WaitUntil(at) => Some(at),
+                Decision::Paused(at) | Decision::WaitUntil(at) => {
+                    if let Some(deadline) = deadline
+                        && at > deadline
+                    {
+                        // Waiting cannot end in time: end now.
+                        if matches!(decision, Decision::Paused(_)) {
+                            self.state().failed_fast += 1;
+                        }
+                        return Err(Error::RateLimited {
+                            retry_after: Some(at.saturating_duration_since(now)),
+                        });
+                    }
+                    Some(at)
+                }
+                // Answered within a round trip or so: wait for them up to the deadline.
+                Decision::WaitForAnswers => deadline,
                 Decision::WaitForAgents => None,
             };
-            if let (Some(at), Some(deadline)) = (until, deadline)
-                && at > deadline
+            if let Some(deadline) = deadline
+                && now >= deadline
             {
-                return Err(Error::RateLimited {
-                    retry_after: Some(at.saturating_duration_since(now)),
-                });
+                return Err(Error::RateLimited { retry_after: None });
             }
             match until {
                 Some(at) => {
@@ -484,30 +637,47 @@ impl Budget {
         }
     }
 
-    /// A 429 came back: pause every lane (see [`State::throttled`]).
+    /// A 429 came back: pause the ticket's lane (see [`State::throttled`]).
     pub fn throttled(&self, ticket: Ticket, retry_after: Option<Duration>, policy: &RetryPolicy) {
         let now = Instant::now();
         let (began, stats, measured) = {
             let mut state = self.state();
             let began = state.throttled(ticket, retry_after, policy, now);
-            (began, state.stats(), state.measured_rate(now))
+            (began, state.stats(now), state.measured(now).1)
         };
         if began {
             tracing::warn!(
                 target: "fabraix",
                 limit = %self.limit,
+                lane = ticket.lane.as_str(),
                 retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
                 measured_per_second = measured,
                 pace_per_second = stats.pace,
                 rate_limited_so_far = stats.rate_limited,
-                "fabraix api rate limit reached (429); requests of this key now wait and are paced"
+                "fabraix api rate limit reached (429); that lane of the key pauses, the other finds out whether it is limited too"
             );
         }
         self.changed.notify_waiters();
+        self.paused.notify_waiters();
     }
 
-    pub fn succeeded(&self) {
-        self.state().succeeded(Instant::now());
+    pub fn succeeded(&self, ticket: Ticket) {
+        let waiting = self.state().succeeded(ticket, Instant::now());
+        if waiting {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn unanswered(&self, ticket: Ticket) {
+        let waiting = self.state().unanswered(ticket);
+        if waiting {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Resolves at the next pause of a lane; enable it before looking at the state.
+    pub fn next_pause(&self) -> tokio::sync::futures::Notified<'_> {
+        self.paused.notified()
     }
 
     /// How long `events` queued events would take to be sent, from now.
@@ -522,7 +692,7 @@ impl Budget {
     }
 
     pub fn stats(&self) -> BudgetStats {
-        self.state().stats()
+        self.state().stats(Instant::now())
     }
 }
 
@@ -543,232 +713,42 @@ impl Drop for AgentWaiting<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A slot in use by one request: reports its outcome to the budget, and a request dropped
+/// before it had one (a cancelled agent fn) as unanswered, so that its lane never counts
+/// it in flight for ever.
+pub(crate) struct Slot<'a> {
+    budget: &'a Budget,
+    ticket: Ticket,
+    reported: bool,
+}
 
-    fn state(spec: &str) -> State {
-        State::new(&spec.parse().unwrap())
-    }
-
-    const POLICY: RetryPolicy = RetryPolicy {
-        max_retries: 3,
-        base: Duration::from_millis(100),
-        cap: Duration::from_secs(5),
-        max_retry_after: Duration::from_secs(60),
-    };
-
-    fn go(state: &mut State, lane: Lane, now: Instant) -> bool {
-        matches!(state.decide(lane, now), Decision::Go(_))
-    }
-
-    /// Sends as soon as the budget allows, for `total`, stepping time to each answer;
-    /// answers the send times.
-    fn send_all(state: &mut State, lane: Lane, start: Instant, total: Duration) -> Vec<Instant> {
-        let mut now = start;
-        let mut sent = Vec::new();
-        while now < start + total {
-            match state.decide(lane, now) {
-                Decision::Go(_) => sent.push(now),
-                Decision::WaitUntil(at) => now = at,
-                Decision::WaitForAgents => panic!("no agent waits here"),
-            }
+impl<'a> Slot<'a> {
+    pub fn new(budget: &'a Budget, ticket: Ticket) -> Self {
+        Self {
+            budget,
+            ticket,
+            reported: false,
         }
-        sent
     }
 
-    fn max_in_any(sent: &[Instant], span: Duration) -> usize {
-        sent.iter()
-            .map(|start| {
-                sent.iter()
-                    .filter(|t| **t >= *start && **t < *start + span)
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
+    pub fn succeeded(mut self) {
+        self.reported = true;
+        self.budget.succeeded(self.ticket);
     }
 
-    #[test]
-    fn never_more_than_n_in_any_span_of_each_window() {
-        let mut s = state("5/s,12/3s");
-        let sent = send_all(&mut s, Lane::Agent, Instant::now(), Duration::from_secs(10));
-        assert!(max_in_any(&sent, Duration::from_secs(1)) <= 5);
-        assert!(max_in_any(&sent, Duration::from_secs(3)) <= 12);
-        // And the windows are used: about 4 a second over 10 s.
-        assert!(sent.len() >= 36, "{}", sent.len());
-    }
-
-    #[test]
-    fn events_leave_a_fifth_of_each_window_to_agent_calls() {
-        let mut s = state("10/s");
-        let now = Instant::now();
-        let events = (0..20)
-            .take_while(|_| go(&mut s, Lane::Events, now))
-            .count();
-        assert_eq!(events, 8);
-        assert!(go(&mut s, Lane::Agent, now));
-        assert!(go(&mut s, Lane::Agent, now));
-        assert!(!go(&mut s, Lane::Agent, now));
-    }
-
-    #[test]
-    fn events_wait_while_an_agent_call_waits() {
-        let mut s = state("off");
-        s.agents_waiting = 1;
-        assert_eq!(
-            s.decide(Lane::Events, Instant::now()),
-            Decision::WaitForAgents
-        );
-        assert!(go(&mut s, Lane::Agent, Instant::now()));
-    }
-
-    #[test]
-    fn a_429_pauses_every_lane_then_paces_below_the_rate_that_met_it() {
-        let mut s = state("off");
-        let start = Instant::now();
-        // 50 requests a second for two seconds, unpaced, all accepted.
-        let mut now = start;
-        let mut ticket = Ticket { epoch: 0 };
-        for _ in 0..100 {
-            if let Decision::Go(epoch) = s.decide(Lane::Agent, now) {
-                ticket = Ticket { epoch };
-                s.succeeded(now);
-            }
-            now += Duration::from_millis(20);
-        }
-        assert!(s.throttled(ticket, Some(Duration::from_secs(2)), &POLICY, now));
-        assert_eq!(
-            s.decide(Lane::Agent, now),
-            Decision::WaitUntil(now + Duration::from_secs(2))
-        );
-        let pace = s.stats().pace.unwrap();
-        assert!((30.0..=40.0).contains(&pace), "{pace}");
-        // A 429 to a request that was in flight before the pause changes nothing more.
-        assert!(!s.throttled(ticket, None, &POLICY, now));
-        assert_eq!(s.stats().pace, Some(pace));
-        assert_eq!(s.stats().rate_limited, 2);
-        // After the pause, sends are spaced by the pace.
-        let later = now + Duration::from_secs(2);
-        let sent = send_all(&mut s, Lane::Agent, later, Duration::from_secs(1));
-        assert!(sent.len() as f64 <= pace + 1.0, "{}", sent.len());
-    }
-
-    #[test]
-    fn the_pace_grows_back_while_requests_succeed_and_is_dropped_when_far_above_need() {
-        let mut s = state("off");
-        let start = Instant::now();
-        // 100 accepted in a second, then a 429: paced at 70 a second.
-        for n in 0..100 {
-            let at = start + Duration::from_millis(10 * n);
-            assert!(go(&mut s, Lane::Agent, at));
-            s.succeeded(at);
-        }
-        let now = start + Duration::from_secs(1);
-        s.throttled(Ticket { epoch: 0 }, Some(Duration::ZERO), &POLICY, now);
-        let low = s.stats().pace.unwrap();
-        assert!((60.0..=80.0).contains(&low), "{low}");
-        s.succeeded(now + Duration::from_secs(10));
-        let higher = s.stats().pace.unwrap();
-        assert!(higher > low * 1.15, "{low} -> {higher}");
-        // Minutes later, with little sent, the pace is far above need: dropped.
-        s.succeeded(now + RELAX_AFTER + Duration::from_secs(11));
-        assert_eq!(s.stats().pace, None);
-    }
-
-    #[test]
-    fn a_429_before_anything_was_accepted_pauses_without_pacing() {
-        // Nothing says how fast the server takes requests yet: no pace is guessed.
-        let mut s = state("off");
-        let now = Instant::now();
-        assert!(go(&mut s, Lane::Agent, now));
-        s.throttled(
-            Ticket { epoch: 0 },
-            Some(Duration::from_secs(1)),
-            &POLICY,
-            now,
-        );
-        assert_eq!(s.stats().pace, None);
-        let later = now + Duration::from_secs(1);
-        assert!(go(&mut s, Lane::Agent, later));
-        assert!(go(&mut s, Lane::Agent, later));
-    }
-
-    #[test]
-    fn a_429_answered_before_the_successes_of_its_burst_paces_from_all_of_them() {
-        // A burst of five: the 429 of the fifth comes back before the answers of the four
-        // the server took. The pace is set when sending resumes after the pause, from the
-        // rate all four show (four in a second), times the decrease.
-        let mut s = state("off");
-        let now = Instant::now();
-        for _ in 0..5 {
-            assert!(go(&mut s, Lane::Agent, now));
-        }
-        let ms = Duration::from_millis(1);
-        s.throttled(
-            Ticket { epoch: 0 },
-            Some(Duration::from_secs(1)),
-            &POLICY,
-            now + ms,
-        );
-        for _ in 0..4 {
-            s.succeeded(now + 2 * ms);
-        }
-        // Another 429 of the same burst lowers nothing further.
-        s.throttled(
-            Ticket { epoch: 0 },
-            Some(Duration::from_secs(1)),
-            &POLICY,
-            now + 3 * ms,
-        );
-        assert_eq!(s.stats().pace, None, "set when sending resumes");
-        let resume = now + Duration::from_secs(1) + 3 * ms;
-        assert!(go(&mut s, Lane::Agent, resume));
-        let pace = s.stats().pace.expect("paced");
-        assert!((pace - 4.0 * DECREASE).abs() < 1e-9, "{pace}");
-        // Sends after it are spaced by that pace.
-        let sent = send_all(&mut s, Lane::Agent, resume, Duration::from_secs(1));
-        assert!(sent.len() as f64 <= pace + 1.0, "{}", sent.len());
-    }
-
-    #[test]
-    fn time_to_send_counts_the_pause_the_pace_and_the_windows() {
-        let mut s = state("10/s");
-        let now = Instant::now();
-        assert_eq!(s.time_to_send(5, now), Duration::ZERO);
-        // 8 event slots a second: 20 events need two more seconds after the first 8.
-        let wait = s.time_to_send(20, now);
-        assert!(
-            wait > Duration::from_secs(1) && wait < Duration::from_secs(3),
-            "{wait:?}"
-        );
-        s.throttled(
-            Ticket { epoch: 0 },
-            Some(Duration::from_secs(30)),
-            &POLICY,
-            now,
-        );
-        assert!(s.time_to_send(1, now) >= Duration::from_secs(30));
-    }
-
-    #[test]
-    fn draining_lets_events_use_whole_windows() {
-        let mut s = state("10/s");
-        s.draining = true;
-        let now = Instant::now();
-        let events = (0..20)
-            .take_while(|_| go(&mut s, Lane::Events, now))
-            .count();
-        assert_eq!(events, 10);
-    }
-
-    #[test]
-    fn memory_stays_bounded_by_the_largest_window() {
-        let mut s = state("100/s");
-        let start = Instant::now();
-        for at in send_all(&mut s, Lane::Agent, start, Duration::from_secs(60)) {
-            s.succeeded(at);
-        }
-        assert!(s.sent.len() <= 100, "{}", s.sent.len());
-        assert!(s.accepted.len() <= 100 * 11, "{}", s.accepted.len());
+    pub fn throttled(mut self, retry_after: Option<Duration>, policy: &RetryPolicy) {
+        self.reported = true;
+        self.budget.throttled(self.ticket, retry_after, policy);
     }
 }
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.budget.unanswered(self.ticket);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

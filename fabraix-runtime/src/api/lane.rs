@@ -11,9 +11,6 @@ pub(crate) enum Lane {
 }
 
 impl Lane {
-    /// Both lanes.
-    pub const ALL: [Lane; 2] = [Lane::Agent, Lane::Events];
-
     /// The other lane.
     pub fn other(self) -> Lane {
         match self {

@@ -32,7 +32,7 @@ pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;
 pub(crate) use settings::{Options, Settings, shown_url};
 
-use budget::Budget;
+use budget::{Budget, Slot};
 use lane::Lane;
 
 use crate::model::wire::Endpoint;
@@ -70,8 +70,8 @@ impl Api {
 
     /// A call an agent waits for: sent when the rate budget allows (agent calls before
     /// queued events), under the retry policy and within the call's deadline, answering
-    /// the success body. A 429 pauses the whole key; the retry waits for the key with the
-    /// other requests. Run it on the SDK's thread.
+    /// the success body. A 429 pauses the agent lane of the key; the retry waits for it with
+    /// the other agent calls. Run it on the SDK's thread.
     pub async fn call(&self, endpoint: Endpoint, body: Bytes) -> Result<Vec<u8>, Error> {
         let options = self.options();
         let started = Instant::now();
@@ -80,6 +80,7 @@ impl Api {
         let mut retry = 0u32;
         loop {
             let ticket = self.budget.acquire(Lane::Agent, deadline).await?;
+            let slot = Slot::new(&self.budget, ticket);
             let outcome = match tokio::time::timeout(remaining(), self.permits.acquire()).await {
                 Ok(Ok(_permit)) => {
                     let limit = options.timeout.min(remaining());
@@ -93,22 +94,22 @@ impl Api {
             };
             let failure = match outcome {
                 Ok(bytes) => {
-                    self.budget.succeeded();
+                    slot.succeeded();
                     return Ok(bytes);
                 }
                 Err(failure) => failure,
             };
             if let Error::RateLimited { .. } = failure.error {
-                // The whole key pauses: this call's next attempt waits for the key with
-                // every other request (agent calls first), not on a timer of its own.
-                self.budget
-                    .throttled(ticket, failure.retry_after, &options.retry);
+                // The agent lane pauses: this call's next attempt waits for it with every
+                // other agent call, and fails at once when the pause outlasts its deadline.
+                slot.throttled(failure.retry_after, &options.retry);
                 if retry >= options.retry.max_retries || remaining().is_zero() {
                     return Err(failure.error);
                 }
                 retry += 1;
                 continue;
             }
+            drop(slot);
             if !failure.error.is_retryable() || retry >= options.retry.max_retries {
                 return Err(failure.error);
             }
@@ -140,6 +141,7 @@ impl Api {
     /// window to them.
     pub async fn send_event_once(&self, body: Bytes) -> Result<Vec<u8>, Failure> {
         let ticket = self.budget.acquire(Lane::Events, None).await?;
+        let slot = Slot::new(&self.budget, ticket);
         let outcome = http::attempt(
             &self.http,
             &self.settings,
@@ -149,12 +151,11 @@ impl Api {
         )
         .await;
         match &outcome {
-            Ok(_) => self.budget.succeeded(),
+            Ok(_) => slot.succeeded(),
             Err(failure) if matches!(failure.error, Error::RateLimited { .. }) => {
-                let policy = &self.options().retry;
-                self.budget.throttled(ticket, failure.retry_after, policy);
+                slot.throttled(failure.retry_after, &self.options().retry);
             }
-            Err(_) => {}
+            Err(_) => drop(slot),
         }
         outcome
     }
@@ -167,6 +168,11 @@ impl Api {
     /// How long `events` queued events would take to be sent at the current pace.
     pub fn time_to_send(&self, events: usize) -> Duration {
         self.budget.time_to_send(events)
+    }
+
+    /// Resolves at the next pause of a lane of the key; enable it before looking.
+    pub fn next_pause(&self) -> tokio::sync::futures::Notified<'_> {
+        self.budget.next_pause()
     }
 
     /// Process exit: queued events may use the whole budget from now on.

@@ -280,6 +280,8 @@ impl Client {
             waited_for_budget: budget.waited,
             pace: budget.pace,
             rate_limit: self.rate_limit().clone(),
+            probes: budget.probes,
+            failed_fast: budget.failed_fast,
         }
     }
 
@@ -302,16 +304,20 @@ impl Client {
     /// Waits for the events of the run `trace_id` queued so far, as an agent fn does when
     /// it returns: only while they can all be sent within `timeout` at the key's current
     /// pace, and at most `timeout`. Otherwise (the key is throttled, the queue is long) it
-    /// returns at once, and the events are sent in the background. Answers whether they
-    /// were all sent (or failed).
+    /// returns at once, and the events are sent in the background; a 429 that pauses the
+    /// events while it waits is looked at as it comes, so it returns then rather than wait
+    /// the pause out. Answers whether they were all sent (or failed).
     ///
     /// For integrations that end runs of their own; `#[fabraix::agent]` fns do this on
     /// return with the client's flush timeout.
     pub async fn flush_run(&self, trace_id: TraceId, timeout: Duration) -> bool {
-        if !self.worth_flushing(timeout) {
-            return self.in_queue() == 0;
+        match self.inner.exporter.get() {
+            Some(exporter) => {
+                let api = self.inner.api.clone();
+                exporter.flush_run(api, trace_id, timeout).await || self.in_queue() == 0
+            }
+            None => true,
         }
-        self.flush_events(Some(trace_id), timeout).await
     }
 
     /// Whether an agent fn returning now should wait for its run's events: some are
@@ -319,28 +325,7 @@ impl Client {
     /// (the key is throttled, the queue is long) the fn returns at once and the events
     /// are sent in the background.
     pub(crate) fn worth_flushing(&self, timeout: Duration) -> bool {
-        let queued = self.in_queue();
-        if queued == 0 {
-            return false;
-        }
-        // With room to spare when the budget is what holds them: the estimate does not
-        // know the network's latency.
-        let needed = match self.inner.api.time_to_send(queued) {
-            Duration::ZERO => Duration::ZERO,
-            needed => needed
-                .mul_f64(1.25)
-                .saturating_add(Duration::from_millis(50)),
-        };
-        if needed > timeout {
-            tracing::debug!(
-                target: "fabraix",
-                queued,
-                needed_ms = needed.as_millis() as u64,
-                "not waiting for this run's events: at the current pace they take longer than the flush timeout"
-            );
-            return false;
-        }
-        true
+        crate::export::worth_waiting(&self.inner.api, &self.inner.counters, timeout)
     }
 
     /// At process exit: events may use the whole budget; waits up to the shutdown timeout.
@@ -358,15 +343,22 @@ impl Client {
         self.inner.api.options().flush_timeout
     }
 
-    /// Flushes one run's events, bounded by the client's flush timeout.
+    /// Flushes one run's events as an agent fn does on return, bounded by the client's
+    /// flush timeout (see [`flush_run`](Self::flush_run)).
     pub(crate) async fn flush_trace(&self, trace_id: TraceId) -> bool {
-        self.flush_events(Some(trace_id), self.flush_timeout())
-            .await
+        self.flush_run(trace_id, self.flush_timeout()).await
     }
 
     /// [`flush_trace`](Self::flush_trace), blocking.
     pub(crate) fn flush_trace_blocking(&self, trace_id: TraceId) -> bool {
-        self.flush_events_blocking(Some(trace_id), self.flush_timeout())
+        match self.inner.exporter.get() {
+            Some(exporter) => {
+                let api = self.inner.api.clone();
+                exporter.flush_run_blocking(api, trace_id, self.flush_timeout())
+                    || self.in_queue() == 0
+            }
+            None => true,
+        }
     }
 
     /// Nothing to wait for when no event was ever queued.

@@ -17,9 +17,16 @@ pub struct Stats {
     pub rate_limited: u64,
     /// How long requests waited for the rate budget, summed over requests.
     pub waited_for_budget: Duration,
-    /// The pace the budget keeps to after a 429, in requests per second; `None` while no
-    /// 429 has slowed it down.
+    /// The pace the budget keeps to, in requests per second: set when a lane meets a 429
+    /// again after its own pause (a limit, not a one-off), and climbing back from there;
+    /// `None` while there is none.
     pub pace: Option<f64>,
     /// The limit the client keeps to.
     pub rate_limit: RateLimit,
+    /// Requests sent alone to learn whether a lane of the key is limited: after its own
+    /// pause, or after the other lane met a 429.
+    pub probes: u64,
+    /// Agent calls that failed at once with [`Error::RateLimited`](crate::Error::RateLimited)
+    /// because their lane's pause outlasted their deadline.
+    pub failed_fast: u64,
 }

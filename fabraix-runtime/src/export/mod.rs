@@ -18,7 +18,7 @@ mod queue;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::oneshot;
@@ -189,6 +189,41 @@ impl Exporter {
         }
     }
 
+    /// Waits for the events of `trace` as an agent fn does when it returns: only while
+    /// everything queued can be sent within the time left at the key's current pace, and
+    /// looking again whenever a lane of the key pauses (a 429 while it waits). Answers
+    /// whether they were all sent (or failed) before it stopped waiting.
+    pub async fn flush_run(&self, api: Arc<Api>, trace: TraceId, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if !worth_waiting(&api, &self.counters, timeout) {
+            return false;
+        }
+        match self.flush_marker(Some(trace)) {
+            None => true,
+            Some(done) => {
+                let counters = self.counters.clone();
+                let wait = wait_unless_throttled(api, counters, done, deadline);
+                io_thread::run(wait).await.unwrap_or(false)
+            }
+        }
+    }
+
+    /// [`flush_run`](Self::flush_run), blocking this thread.
+    pub fn flush_run_blocking(&self, api: Arc<Api>, trace: TraceId, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if !worth_waiting(&api, &self.counters, timeout) {
+            return false;
+        }
+        match self.flush_marker(Some(trace)) {
+            None => true,
+            Some(done) => {
+                let counters = self.counters.clone();
+                let wait = wait_unless_throttled(api, counters, done, deadline);
+                io_thread::block_on(wait).unwrap_or(false)
+            }
+        }
+    }
+
     fn flush_marker(&self, trace: Option<TraceId>) -> Option<oneshot::Receiver<()>> {
         if self.counters.in_queue() == 0 {
             return None;
@@ -201,4 +236,55 @@ impl Exporter {
 
 async fn wait(done: oneshot::Receiver<()>, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
+}
+
+/// Waits for `done` until `deadline`, giving up as soon as a pause makes what is queued
+/// unable to leave in the time left.
+async fn wait_unless_throttled(
+    api: Arc<Api>,
+    counters: Arc<Counters>,
+    done: oneshot::Receiver<()>,
+    deadline: Instant,
+) -> bool {
+    let mut done = std::pin::pin!(done);
+    loop {
+        let paused = api.next_pause();
+        let mut paused = std::pin::pin!(paused);
+        paused.as_mut().enable();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !worth_waiting(&api, &counters, left) {
+            return false;
+        }
+        tokio::select! {
+            sent = &mut done => return sent.is_ok(),
+            _ = paused => {}
+            _ = tokio::time::sleep_until(deadline.into()) => return false,
+        }
+    }
+}
+
+/// Whether the events queued can all be sent within `left` at the key's current pace.
+/// With room to spare when the budget is what holds them: the estimate does not know the
+/// network's latency.
+pub(crate) fn worth_waiting(api: &Api, counters: &Counters, left: Duration) -> bool {
+    let queued = counters.in_queue();
+    if queued == 0 {
+        return false;
+    }
+    let needed = match api.time_to_send(queued) {
+        Duration::ZERO => Duration::ZERO,
+        needed => needed
+            .mul_f64(1.25)
+            .saturating_add(Duration::from_millis(50)),
+    };
+    if needed > left {
+        tracing::debug!(
+            target: "fabraix",
+            queued,
+            needed_ms = needed.as_millis() as u64,
+            "not waiting for this run's events: at the current pace they take longer than the time left"
+        );
+        return false;
+    }
+    true
 }
