@@ -7,6 +7,7 @@
 
 mod assets;
 mod cli;
+mod response;
 mod site;
 mod view;
 

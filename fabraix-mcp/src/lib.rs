@@ -125,7 +125,7 @@ mod tool_event;
 
 pub use action::tool_action;
 pub use client::check_call;
-pub use guard::{Guard, guard};
-pub use guarded::Guarded;
+pub use guard::Guard;
+pub use guarded::{Guarded, guard};
 pub use meta::{extract_trace, inject_current_trace, inject_trace};
 pub use refusal::REFUSAL_META_KEY;

@@ -6,7 +6,7 @@ use rig_core::completion::ToolDefinition;
 use serde_json::{Value, json};
 
 use crate::disabled;
-use crate::hook::NoVerdict;
+use crate::settings::NoVerdict;
 
 /// The action Fabraix is asked about: the tool's name, its description and JSON Schema
 /// from the definition the model was offered, and the arguments the model sent.
