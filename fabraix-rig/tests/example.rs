@@ -191,7 +191,7 @@ async fn the_example_runs_offline() {
     assert!(stdout.contains("in-process MockServer"), "{stdout}");
     assert!(stdout.contains("stand-in model"), "{stdout}");
     assert!(
-        stdout.contains("`delete_note` was not run: Fabraix blocked it"),
+        stdout.contains("The call to `delete_note` did not run: Fabraix blocked it"),
         "{stdout}"
     );
     assert!(
