@@ -207,3 +207,50 @@ async fn the_example_plain() {
 async fn the_example_streamed() {
     the_example_refuses_delete_note_and_tells_the_model(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fabraix_off_the_example_runs_both_tools_and_says_so() {
+    let executable = tokio::task::spawn_blocking(example_binary).await.unwrap();
+    // A Fabraix it could reach, to show that nothing does.
+    let server = MockServer::start().await.unwrap();
+    server.block_action("delete_note", DELETE_REFUSAL);
+    let model = StandInModel::start().await.unwrap();
+    let audit = std::env::temp_dir().join(format!(
+        "fabraix-openai-notes-audit-{}-disabled.txt",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&audit);
+
+    let run = tokio::process::Command::new(executable)
+        .env("OPENAI_BASE_URL", model.base_url())
+        .env("OPENAI_API_KEY", "sk-stand-in")
+        .env("FABRAIX_DISABLED", "1")
+        .env("FABRAIX_API_KEY", server.api_key())
+        .env("FABRAIX_BASE_URL", server.url())
+        .env("NOTES_AUDIT", &audit)
+        .env_remove("OPENAI_MODEL")
+        .env_remove("OPENAI_STREAM")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the example finished")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.starts_with("FABRAIX_DISABLED is set: the Fabraix SDK is off"),
+        "{stdout}"
+    );
+    let ran = std::fs::read_to_string(&audit).unwrap();
+    let _ = std::fs::remove_file(&audit);
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        [format!("read_note {NOTE}"), format!("delete_note {NOTE}")]
+    );
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+}

@@ -203,3 +203,44 @@ async fn the_example_runs_offline() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fabraix_off_the_example_runs_both_tools_and_says_so() {
+    // A Fabraix it could reach, to show that nothing does.
+    let server = MockServer::start().await.unwrap();
+    server.block_action("delete_note", EXAMPLE_BLOCK_REASON);
+    let model = StandInModel::start([
+        Reply::ToolCalls(vec![
+            Reply::tool_call("read_note", json!({ "name": "old-todo" })),
+            Reply::tool_call("delete_note", json!({ "name": "old-todo" })),
+        ]),
+        Reply::EchoToolResults,
+    ])
+    .await
+    .unwrap();
+    let audit = audit_path("disabled");
+
+    let output = run_example(vec![
+        ("OPENAI_BASE_URL", model.url().to_owned()),
+        ("OPENAI_API_KEY", "stand-in-key".to_owned()),
+        ("FABRAIX_DISABLED", "1".to_owned()),
+        ("FABRAIX_API_KEY", server.api_key().to_owned()),
+        ("FABRAIX_BASE_URL", server.url()),
+        ("NOTES_AUDIT", audit.display().to_string()),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("FABRAIX_DISABLED is set: the Fabraix SDK is off"),
+        "{stdout}"
+    );
+    let ran = std::fs::read_to_string(&audit).unwrap();
+    let _ = std::fs::remove_file(&audit);
+    assert_eq!(ran, "read_note old-todo\ndelete_note old-todo\n");
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+}
