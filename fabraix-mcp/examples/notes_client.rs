@@ -66,7 +66,7 @@ async fn tidy_notes(peer: &Peer<RoleClient>) -> Result<(), BoxError> {
     let read_note = tools.iter().find(|tool| tool.name == "read_note");
 
     // Checked here first, then again by the server, both in this run.
-    let call = fabraix_mcp::check_call(note_call("read_note", "groceries"), read_note).await?;
+    let call = fabraix_mcp::check_tool_call(note_call("read_note", "groceries"), read_note).await?;
     show("read_note groceries", peer.call_tool(call).await?);
 
     // Sent with the run's trace: the server checks it in this run, and refuses it.

@@ -297,7 +297,7 @@ async fn with_fabraix_disabled_every_call_runs_unchecked(streamed: bool) {
     // Nothing reached Fabraix; the model calls' events were let go, and counted.
     assert!(client.flush(PATIENCE).await);
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
-    assert_eq!(client.event_stats().untraced, 4);
+    assert_eq!(client.stats().events.untraced, 4);
 }
 
 #[tokio::test]

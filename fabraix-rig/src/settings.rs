@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fabraix::{AgentId, Client};
+use fabraix::{AgentId, Client, IntoAgentId};
 
 /// The agent id of runs the hook registers, when neither
 /// [`FabraixHook::agent_id`](crate::FabraixHook::agent_id) nor the rig agent's name gives one.
@@ -57,8 +57,10 @@ impl Settings {
     pub(crate) fn agent_id(&self, agent_name: Option<&str>) -> Result<AgentId, fabraix::Error> {
         match &self.agent_id {
             Some(id) => id.clone(),
-            None => AgentId::parse(agent_name.unwrap_or(DEFAULT_AGENT_ID))
-                .or_else(|_| AgentId::parse(DEFAULT_AGENT_ID)),
+            None => agent_name
+                .unwrap_or(DEFAULT_AGENT_ID)
+                .into_agent_id()
+                .or_else(|_| AgentId::from_name(DEFAULT_AGENT_ID)),
         }
     }
 

@@ -121,7 +121,7 @@ async fn a_disabled_sdk_runs_the_tools_unchecked_and_sends_nothing() {
     // two answers, two tool results.
     assert!(client.flush(PATIENCE).await);
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(stats.untraced, 6, "{stats:?}");
     assert_eq!(stats.queued, 0, "{stats:?}");
 }

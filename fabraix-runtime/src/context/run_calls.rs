@@ -33,10 +33,10 @@ fn client() -> Result<Client, Error> {
 /// - A full queue: [`Error::QueueFull`]; the event is dropped and counted. It never blocks.
 ///
 /// ```no_run
-/// use fabraix_runtime::{Event, EventType};
+/// use fabraix::{Event, EventType};
 ///
-/// # fn demo() -> Result<(), fabraix_runtime::Error> {
-/// fabraix_runtime::log_event(Event::text(EventType::User, "Where is my parcel?"))?;
+/// # fn demo() -> Result<(), fabraix::Error> {
+/// fabraix::log_event(Event::text(EventType::User, "Where is my parcel?"))?;
 /// # Ok(()) }
 /// ```
 pub fn log_event(event: Event) -> Result<(), Error> {
@@ -120,9 +120,14 @@ pub fn flush_blocking(timeout: Duration) -> bool {
     with_client(|client| Ok(client.flush_blocking(timeout))).unwrap_or(true)
 }
 
-/// The event counters of the current run's client (or the global one).
+/// The event counters of the current run's client (or the global one): the `events` of
+/// [`stats`]; all zero when there is no client.
+#[deprecated(
+    since = "0.1.0",
+    note = "one name for what a client has done: use `fabraix::stats()`, whose `events` field holds these counts"
+)]
 pub fn event_stats() -> EventStats {
-    with_client(|client| Ok(client.event_stats())).unwrap_or_default()
+    stats().map(|stats| stats.events).unwrap_or_default()
 }
 
 /// [`Client::stats`] of the current run's client (or the global one); `None` when there is

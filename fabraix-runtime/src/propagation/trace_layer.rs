@@ -80,11 +80,11 @@ impl<B> Trust<B> for TrustAll {
 /// ```
 /// # async fn demo() {
 /// use axum::{Router, routing::post};
-/// use fabraix_runtime::propagation::TraceLayer;
+/// use fabraix::propagation::TraceLayer;
 ///
 /// async fn lookup() -> &'static str {
 ///     // The caller's run, when the request carried one.
-///     let _trace = fabraix_runtime::current_trace();
+///     let _trace = fabraix::current_trace();
 ///     "ok"
 /// }
 ///

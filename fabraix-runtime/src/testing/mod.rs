@@ -12,9 +12,9 @@
 //! [`MockServer::wait_for_change`].
 //!
 //! ```
-//! # async fn demo() -> Result<(), fabraix_runtime::Error> {
-//! use fabraix_runtime::testing::{Fault, MockServer};
-//! use fabraix_runtime::AgentId;
+//! # async fn demo() -> Result<(), fabraix::Error> {
+//! use fabraix::testing::{Fault, MockServer};
+//! use fabraix::AgentId;
 //!
 //! let server = MockServer::start().await?;
 //! server.fail_next(1, Fault::status(503));
@@ -305,7 +305,7 @@ impl MockServerBuilder {
     ///
     /// ```
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use fabraix_runtime::testing::{FallbackRequest, FallbackResponse, MockServer};
+    /// use fabraix::testing::{FallbackRequest, FallbackResponse, MockServer};
     ///
     /// let server = MockServer::builder()
     ///     .fallback(|request: FallbackRequest| async move {
@@ -466,9 +466,9 @@ impl MockServer {
     /// the server's records locked: it must be quick and must not call the server.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
-    /// use fabraix_runtime::testing::MockServer;
-    /// use fabraix_runtime::AgentId;
+    /// # async fn demo() -> Result<(), fabraix::Error> {
+    /// use fabraix::testing::MockServer;
+    /// use fabraix::AgentId;
     ///
     /// let server = MockServer::start().await?;
     /// server.client().register_agent_run(AgentId::from_name("demo")?, "").await?;
@@ -512,10 +512,10 @@ impl MockServer {
     /// change, no polling.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+    /// # async fn demo() -> Result<(), fabraix::Error> {
     /// use std::time::Duration;
-    /// use fabraix_runtime::testing::MockServer;
-    /// use fabraix_runtime::AgentId;
+    /// use fabraix::testing::MockServer;
+    /// use fabraix::AgentId;
     ///
     /// let server = MockServer::start().await?;
     /// let seen = server.changes();
