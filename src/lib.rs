@@ -18,9 +18,11 @@
 //! #[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
 //! async fn handle(message: &str) -> Result<String, fabraix::Error> {
 //!     let trace = fabraix::current_trace().expect("inside an agent run");
-//!     fabraix::log_event(Event::text(EventType::User, message))?;
+//!     // Telemetry never fails the agent: an event the queue cannot take is dropped and
+//!     // counted (`fabraix::stats()`), so its error is let go.
+//!     let _ = fabraix::log_event(Event::text(EventType::User, message));
 //!     let reply = format!("Run {trace} heard: {message}");
-//!     fabraix::log_event(Event::text(EventType::ModelOutput, &reply))?;
+//!     let _ = fabraix::log_event(Event::text(EventType::ModelOutput, &reply));
 //!     Ok(reply)
 //! }
 //!
@@ -229,7 +231,7 @@
 //!
 //! // The tool service (usually another process, whose client comes from the environment).
 //! async fn lookup() -> String {
-//!     fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up")).unwrap();
+//!     let _ = fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up"));
 //!     fabraix::current_trace().unwrap().to_string()
 //! }
 //! let app = axum::Router::new()
