@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fabraix::TraceId;
 use fabraix::testing::{FallbackRequest, FallbackResponse, MockServer};
-use http::header::{HOST, ORIGIN};
+use http::header::ORIGIN;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -56,15 +56,9 @@ pub async fn answer(site: Arc<Site>, request: FallbackRequest) -> FallbackRespon
     let Some(server) = site.server() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "fabraix-dev is starting\n");
     };
+    // The server answers only requests for 127.0.0.1 or localhost on its port (see
+    // `MockServerBuilder::local_host_only`): a page elsewhere cannot read the runs.
     let port = server.addr().port();
-    if !local_host(&request, port) {
-        // A page elsewhere that resolves its own name to 127.0.0.1 reaches here with its
-        // own Host: it must not read the recorded runs.
-        return text(
-            StatusCode::MISDIRECTED_REQUEST,
-            &format!("fabraix-dev answers only to 127.0.0.1:{port} and localhost:{port}\n"),
-        );
-    }
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     match (path.as_str(), &method) {
@@ -137,15 +131,6 @@ fn info(site: &Site, server: &MockServer) -> Value {
         "rate_limit": site.rate_limit,
         "rate_limited": server.rate_limited(),
     })
-}
-
-fn local_host(request: &FallbackRequest, port: u16) -> bool {
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}")
 }
 
 /// A request from the page itself (or from no page at all, e.g. curl).
