@@ -39,7 +39,10 @@ async fn main() -> Result<(), fabraix::Error> {
             println!("FABRAIX_DISABLED is set: the Fabraix SDK is off, so nothing is sent");
             (client, None)
         }
-        Ok(client) => (client, None),
+        Ok(client) => {
+            println!("FABRAIX_API_KEY is set: talking to {}", client.base_url());
+            (client, None)
+        }
         Err(_) if std::env::var_os("FABRAIX_API_KEY").is_none() => {
             let server = MockServer::start().await?;
             println!(

@@ -34,7 +34,10 @@ pub fn mock_unless_configured() -> Result<Setup, fabraix::Error> {
             );
             (client, None)
         }
-        Ok(client) => (client, None),
+        Ok(client) => {
+            println!("FABRAIX_API_KEY is set: talking to {}", client.base_url());
+            (client, None)
+        }
         // Without a key, the MockServer; any other mistake in the environment is reported.
         Err(_) if std::env::var_os("FABRAIX_API_KEY").is_none() => {
             let server = MockServer::start_blocking()?;
