@@ -1,11 +1,9 @@
 //! `#[fabraix::action]`: a guarded tool runs only on an approving verdict, and the server
 //! sees exactly the fn's name, doc comment, parameter schema and argument values.
 
-mod capture;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fabraix::testing::{Endpoint, Fault, MockServer, RecordedRequest};
+use fabraix::testing::{Endpoint, MockServer, RecordedRequest};
 use fabraix::{Client, Error, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -340,69 +338,4 @@ async fn the_tool_event_is_an_event_like_any_other() {
         .map(|r| r.body["event_type"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(kinds, ["user", "tool"]);
-}
-
-// One voice: a refused call of a guarded fn is logged in the very words the integrations'
-// guards give a model, naming the guard.
-#[test]
-fn a_refused_call_is_logged_in_the_words_every_guard_uses() {
-    #[fabraix::action]
-    async fn wire_money(to: String) -> Result<(), Error> {
-        let _ = to;
-        Ok(())
-    }
-
-    let captured = capture::Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let (blocked, unchecked) = tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let server = MockServer::start().await.unwrap();
-            server.block_action("wire_money", "Wires need a second signature.");
-            let client = server.client_builder().max_retries(0).build().unwrap();
-            let trace = client
-                .register_agent_run(fabraix::AgentId::from_name("payments").unwrap(), "p")
-                .await
-                .unwrap();
-            let blocked = fabraix::scope(trace, wire_money("acct-9".into())).await;
-            server.fail_next(1, Fault::status(401).on(Endpoint::Check));
-            let unchecked = fabraix::scope(trace, wire_money("acct-9".into())).await;
-            (blocked, unchecked)
-        })
-    });
-    assert!(matches!(blocked, Err(Error::Blocked { .. })), "{blocked:?}");
-    assert!(
-        matches!(unchecked, Err(Error::Api { status: 401, .. })),
-        "{unchecked:?}"
-    );
-
-    let logs = captured.text();
-    let line = |text: &str| {
-        logs.lines()
-            .find(|line| line.contains(text))
-            .unwrap_or_else(|| panic!("no line says {text:?}:\n{logs}"))
-            .to_owned()
-    };
-    let blocked = line(
-        "The call to `wire_money` did not run: Fabraix blocked it. Reason: Wires need a \
-         second signature.",
-    );
-    assert!(blocked.contains(" DEBUG fabraix:"), "{blocked}");
-    assert!(
-        blocked.contains(r##"guard="#[fabraix::action]""##),
-        "{blocked}"
-    );
-    let unchecked = line(
-        "The call to `wire_money` did not run: Fabraix could not check it (fabraix api error \
-         401: Unauthorized), and unchecked calls are refused.",
-    );
-    assert!(unchecked.contains(" WARN fabraix:"), "{unchecked}");
-    assert!(unchecked.contains(r##"tool="wire_money""##), "{unchecked}");
 }
