@@ -76,7 +76,7 @@ async fn check_latency(label: &str, limit: &str) {
     let mut full = Vec::new();
     for _ in 0..CHECKS {
         // Keep 1,000 events ahead of every check.
-        while client.event_stats().in_queue < 1_000 {
+        while client.stats().events.in_queue < 1_000 {
             client
                 .queue_event(trace.trace_id(), Event::text(EventType::Tool, "x"))
                 .expect("queued");
@@ -152,6 +152,6 @@ async fn budget_use(label: &str, client_limit: &str) {
         elapsed.as_secs_f64(),
         100.0 * accepted_count as f64 / allowed,
         refused as f64 / accepted_count as f64,
-        client.event_stats().in_queue,
+        client.stats().events.in_queue,
     );
 }

@@ -33,7 +33,7 @@ async fn lookup_order(order_id: u64) -> Result<String, fabraix::Error> {
 /// The tool service's one route. The caller's run is current here when the request
 /// carried it.
 async fn lookup(body: String) -> String {
-    let run = fabraix::current_trace().map_or("no run".to_owned(), |t| t.to_string());
+    let run = common::run_name();
     let Ok(order_id) = body.trim().parse::<u64>() else {
         return format!("pid {}, run {run}: not an order id", std::process::id());
     };
@@ -72,9 +72,13 @@ async fn tool_service() -> std::io::Result<()> {
     on_failure = "error"
 )]
 async fn agent(tool_service: &str) -> Result<(), fabraix::Error> {
-    let trace = fabraix::current_trace().ok_or(fabraix::Error::NoTrace)?;
-    println!("agent (pid {}): run {trace}", std::process::id());
-    fabraix::log_event(Event::text(EventType::User, "Where is order 42?"))?;
+    println!(
+        "agent (pid {}): run {}",
+        std::process::id(),
+        common::run_name()
+    );
+    // Telemetry never fails the agent: an event that cannot be queued is let go.
+    let _ = fabraix::log_event(Event::text(EventType::User, "Where is order 42?"));
     let reply = reqwest::Client::new()
         .post(format!("http://{tool_service}/lookup"))
         .headers(propagation::current_headers())
@@ -87,7 +91,7 @@ async fn agent(tool_service: &str) -> Result<(), fabraix::Error> {
         Err(error) => format!("the tool service failed: {error}"),
     };
     println!("tool service: {reply}");
-    fabraix::log_event(Event::text(EventType::ModelOutput, &reply))?;
+    let _ = fabraix::log_event(Event::text(EventType::ModelOutput, &reply));
     Ok(())
 }
 

@@ -28,11 +28,7 @@ impl From<fabraix::Error> for ToolError {
 async fn fetch_report(report: String) -> Result<Vec<u32>, ToolError> {
     // Slow work goes to a helper task; `fabraix::spawn` keeps it in this run.
     let rows = fabraix::spawn(async move {
-        let trace = fabraix::current_trace().map(|t| t.to_string());
-        println!(
-            "  helper for {report} runs in trace {}",
-            trace.unwrap_or_default()
-        );
+        println!("  helper for {report} runs in trace {}", common::run_name());
         vec![120, 80, 95]
     });
     rows.await
@@ -69,34 +65,39 @@ async fn send_email(to: String, body: String) -> Result<(), ToolError> {
     system_prompt = "You run routine operations. Never destroy data."
 )]
 async fn autopilot() -> Result<(), ToolError> {
+    // With Fabraix off (`FABRAIX_DISABLED=1`) the run has no trace, and the tools run unchecked.
+    let ran = match fabraix::current_trace() {
+        Some(_) => "approved",
+        None => "unchecked",
+    };
     let rows = fetch_report("weekly-sales".into()).await?;
-    println!("approved fetch_report: {rows:?}");
+    println!("{ran} fetch_report: {rows:?}");
     let summary = summarize(rows, 80)?;
-    println!("approved summarize: {summary}");
+    println!("{ran} summarize: {summary}");
     match delete_records("customers".into(), 0).await {
         Err(ToolError::Fabraix(fabraix::Error::Blocked { reasoning, .. })) => {
             println!("blocked  delete_records: {reasoning}");
-            fabraix::log_event(Event::text(
+            // Telemetry never fails the agent: an event that cannot be queued is let go.
+            let _ = fabraix::log_event(Event::text(
                 EventType::System,
                 format!("skipped delete_records: {reasoning}"),
-            ))?;
+            ));
         }
-        other => println!("delete_records: {other:?}"),
+        Ok(deleted) => println!("{ran} delete_records: {deleted} deleted"),
+        Err(error) => println!("refused  delete_records: {error:?}"),
     }
     send_email("team@example.com".into(), summary).await?;
-    println!("approved send_email");
+    println!("{ran} send_email");
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), ToolError> {
     let setup = common::mock_unless_configured()?;
-    if let Some(server) = &setup.server {
-        server.block_action(
-            "delete_records",
-            "Deleting customer records contradicts the instruction never to destroy data.",
-        );
-    }
+    setup.block_action(
+        "delete_records",
+        "Deleting customer records contradicts the instruction never to destroy data.",
+    );
     autopilot().await?;
     common::summary(&setup.server);
     Ok(())

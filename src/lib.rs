@@ -18,9 +18,11 @@
 //! #[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
 //! async fn handle(message: &str) -> Result<String, fabraix::Error> {
 //!     let trace = fabraix::current_trace().expect("inside an agent run");
-//!     fabraix::log_event(Event::text(EventType::User, message))?;
+//!     // Telemetry never fails the agent: an event the queue cannot take is dropped and
+//!     // counted (`fabraix::stats()`), so its error is let go.
+//!     let _ = fabraix::log_event(Event::text(EventType::User, message));
 //!     let reply = format!("Run {trace} heard: {message}");
-//!     fabraix::log_event(Event::text(EventType::ModelOutput, &reply))?;
+//!     let _ = fabraix::log_event(Event::text(EventType::ModelOutput, &reply));
 //!     Ok(reply)
 //! }
 //!
@@ -120,7 +122,7 @@
 //!
 //! [`log_event`] never waits on the network: the event joins a bounded queue that a
 //! background exporter sends, in order per run, retrying while the API is unavailable.
-//! A full queue returns [`Error::QueueFull`] and counts the drop ([`event_stats`]); it never
+//! A full queue returns [`Error::QueueFull`] and counts the drop ([`stats`]); it never
 //! blocks. Build events with [`Event::text`], [`Event::json`] or [`Event::typed`] (the
 //! schema derived by `schemars` from your type).
 //!
@@ -229,7 +231,7 @@
 //!
 //! // The tool service (usually another process, whose client comes from the environment).
 //! async fn lookup() -> String {
-//!     fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up")).unwrap();
+//!     let _ = fabraix::log_event(fabraix::Event::text(fabraix::EventType::Tool, "looked up"));
 //!     fabraix::current_trace().unwrap().to_string()
 //! }
 //! let app = axum::Router::new()
@@ -293,12 +295,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[allow(deprecated)] // the old name, kept for those who use it
+pub use fabraix_runtime::event_stats;
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
     EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext, Stats, Trace,
     TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking, current_run,
-    current_trace, event_stats, flush, flush_blocking, global_client, init, log_event, scope,
-    spawn, spawn_blocking, stats, sync_scope,
+    current_trace, flush, flush_blocking, global_client, init, log_event, scope, spawn,
+    spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

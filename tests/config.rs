@@ -5,7 +5,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use fabraix::testing::{Fault, MockServer};
-use fabraix::{AgentId, Client, DEFAULT_BASE_URL, Error};
+use fabraix::{AgentId, Client, DEFAULT_BASE_URL, Error, IntoAgentId};
 use uuid::Uuid;
 
 /// A key no output may contain; `SECRET` is what the assertions look for.
@@ -377,7 +377,7 @@ fn agent_id_parse_passes_uuids_through() {
 }
 
 #[test]
-fn agent_id_parse_maps_names_like_from_name() {
+fn agent_id_parse_takes_uuids_only_and_names_go_through_from_name() {
     for name in [
         "cs-agent-prod-v1",
         "cs_agent_prod_v1",
@@ -385,11 +385,18 @@ fn agent_id_parse_maps_names_like_from_name() {
         "deadbeef",
         "a-b-c-d",
     ] {
+        let refused = AgentId::parse(name).unwrap_err();
+        assert!(
+            refused.to_string().contains("use `AgentId::from_name`"),
+            "{name}: {refused}"
+        );
+        // Where the SDK takes an agent id as text (`id = …`), a name is mapped.
         assert_eq!(
-            AgentId::parse(name).unwrap(),
+            name.into_agent_id().unwrap(),
             AgentId::from_name(name).unwrap(),
             "{name}"
         );
+        assert!(name.parse::<AgentId>().is_err(), "{name}");
     }
 }
 
@@ -417,12 +424,17 @@ fn agent_id_parse_rejects_blank_and_uuid_lookalikes() {
             matches!(err, Error::InvalidAgentId { .. }),
             "{text:?}: {err:?}"
         );
+        let err = text.into_agent_id().unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidAgentId { .. }),
+            "{text:?}: {err:?}"
+        );
     }
 }
 
 #[test]
 fn agent_id_parse_rejects_uuid_lookalikes_with_a_stray_letter() {
-    // Reproduces: `AgentId::parse` documents that text looking like a UUID "but not one (a
+    // Reproduces: `IntoAgentId` documents that text looking like a UUID "but not one (a
     // digit short, a stray letter)" is an error, yet `looks_like_uuid` only considers text
     // made of hex digits and dashes, so a typo such as `o` for `0` silently becomes the
     // v5 id of that text: a different agent.
@@ -431,7 +443,7 @@ fn agent_id_parse_rejects_uuid_lookalikes_with_a_stray_letter() {
         "550e8400-e29b-41d4-a716-4466554400g0",
         "550e84OO-e29b-41d4-a716-446655440000",
     ] {
-        let err = AgentId::parse(text);
+        let err = text.into_agent_id();
         assert!(
             matches!(err, Err(Error::InvalidAgentId { .. })),
             "{text:?}: {err:?}"

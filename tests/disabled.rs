@@ -119,10 +119,10 @@ fn a_disabled_sdk_is_off_and_guarded_tools_run_unchecked() {
     assert_eq!(TOOL_RAN.load(Ordering::SeqCst), 3);
 
     // Each run let go its event and its tool's `tool` event, counted on its client.
-    let stats = global.event_stats();
+    let stats = global.stats().events;
     assert_eq!(stats.untraced, 4, "{stats:?}");
     assert_eq!((stats.queued, stats.sent, stats.in_queue), (0, 0, 0));
-    let stats = disabled.event_stats();
+    let stats = disabled.stats().events;
     assert_eq!(stats.untraced, 2, "{stats:?}");
     assert_eq!(stats.queued, 0, "{stats:?}");
 
@@ -131,7 +131,7 @@ fn a_disabled_sdk_is_off_and_guarded_tools_run_unchecked() {
     disabled
         .queue_event(trace_id, Event::text(EventType::System, "direct"))
         .unwrap();
-    assert_eq!(disabled.event_stats().untraced, 3);
+    assert_eq!(disabled.stats().events.untraced, 3);
     assert!(matches!(
         runtime.block_on(disabled.check_action(trace_id, &Action::new("archive"))),
         Err(Error::Disabled)

@@ -189,7 +189,7 @@ async fn in_an_unregistered_run_events_are_let_go_without_error() {
     }
 
     run(&client).await.unwrap();
-    assert_eq!(client.event_stats().queued, 0);
+    assert_eq!(client.stats().events.queued, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,11 +244,15 @@ async fn a_thousand_events_from_ten_concurrent_runs_arrive_once_each_in_order() 
     for run in 0..10 {
         assert_eq!(per_run[&run], (0..100).collect::<Vec<_>>(), "run {run}");
     }
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(
         (stats.queued, stats.sent, stats.failed, stats.dropped),
         (1000, 1000, 0, 0)
     );
+    // The old name answers the same counts.
+    #[allow(deprecated)]
+    let old = client.event_stats();
+    assert_eq!(old, stats);
 }
 
 #[tokio::test]
@@ -336,7 +340,7 @@ async fn an_outage_of_503s_loses_nothing_and_keeps_order() {
         })
         .collect();
     assert_eq!(texts, (0..100).map(|n| n.to_string()).collect::<Vec<_>>());
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(
         (stats.sent, stats.failed, stats.dropped, stats.in_queue),
         (100, 0, 0, 0)
@@ -394,7 +398,7 @@ async fn a_full_queue_drops_counts_and_never_blocks() {
             .iter()
             .all(|o| matches!(o, Err(Error::QueueFull)))
     );
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!((stats.queued, stats.dropped, stats.in_queue), (10, 990, 10));
     // A thousand enqueues against a stuck server take no network time at all.
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -409,7 +413,7 @@ async fn events_refused_by_the_server_are_counted_as_failed() {
         .queue_event(unknown, Event::text(EventType::User, "lost"))
         .unwrap();
     assert!(client.flush(WAIT).await);
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!((stats.sent, stats.failed, stats.in_queue), (0, 1, 0));
 }
 

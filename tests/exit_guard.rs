@@ -63,6 +63,6 @@ fn child_program() {
     runtime.block_on(one_job()).unwrap();
     // More than a flush timeout's worth was queued at 5 requests a second, so the agent fn
     // returned without waiting; `_fabraix` sends the rest as `main` ends.
-    let queued = fabraix::event_stats().in_queue;
+    let queued = fabraix::stats().expect("the global client").events.in_queue;
     assert!(queued > 0, "the agent fn left events queued");
 }

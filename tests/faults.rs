@@ -322,7 +322,7 @@ async fn export_against_mock_made(
     let requests = server.requests_to(Endpoint::Event);
     Exported {
         flushed,
-        stats: client.event_stats(),
+        stats: client.stats().events,
         attempts: requests.len(),
         arrivals: requests.iter().map(|r| r.received_at).collect(),
         elapsed,
@@ -349,7 +349,7 @@ async fn export_against_raw(
     let requests = server.requests();
     let exported = Exported {
         flushed,
-        stats: client.event_stats(),
+        stats: client.stats().events,
         attempts: requests.len(),
         arrivals: requests.iter().map(|r| r.received_at).collect(),
         elapsed,
@@ -769,12 +769,12 @@ async fn exporter_connection_refused() {
         .unwrap();
     // While nothing listens, the event stays queued.
     assert!(!client.flush(Duration::from_millis(300)).await);
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!((stats.sent, stats.failed, stats.in_queue), (0, 0, 1));
     server.resume().unwrap();
     let exported = Exported {
         flushed: client.flush(FLUSH).await,
-        stats: client.event_stats(),
+        stats: client.stats().events,
         attempts: server.requests_to(Endpoint::Event).len(),
         arrivals: Vec::new(),
         elapsed: started.elapsed(),

@@ -157,7 +157,7 @@ async fn ten_thousand_runs_each_see_only_their_own_trace() {
 
     // On the server, each event carries the trace of the run that logged it, and each
     // run's events arrived in the order it logged them.
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(stats.sent, (RUNS * EVENTS_PER_RUN) as u64, "{stats:?}");
     assert_eq!((stats.failed, stats.dropped), (0, 0), "{stats:?}");
     let events = server.requests_to(Endpoint::Event);

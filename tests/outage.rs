@@ -65,7 +65,7 @@ async fn an_outage_loses_nothing_the_queue_holds() {
 
         // Nothing gets through while nothing listens: the events wait in the queue.
         assert!(!client.flush(Duration::from_millis(300)).await);
-        let stats = client.event_stats();
+        let stats = client.stats().events;
         assert_eq!((stats.sent, stats.failed), (0, 0), "{stats:?}");
         assert_eq!(stats.in_queue, EVENTS as usize, "{stats:?}");
         assert!(server.requests_to(Endpoint::Event).is_empty());
@@ -78,7 +78,7 @@ async fn an_outage_loses_nothing_the_queue_holds() {
     eprintln!("logged {EVENTS} events during the outage in {logging:?} (slowest call {slowest:?})");
     assert!(logging < LOGGING_BOUND, "logging took {logging:?}");
 
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(stats.queued, EVENTS, "{stats:?}");
     assert_eq!(stats.sent, EVENTS, "{stats:?}");
     assert_eq!((stats.failed, stats.dropped, stats.in_queue), (0, 0, 0));
@@ -126,7 +126,7 @@ async fn past_capacity_events_are_dropped_counted_and_reported_without_blocking(
             (results, started.elapsed())
         });
 
-        let stats = client.event_stats();
+        let stats = client.stats().events;
         assert_eq!(stats.queued, CAPACITY as u64, "{stats:?}");
         assert_eq!(stats.dropped, EVENTS - CAPACITY as u64, "{stats:?}");
         assert_eq!(stats.in_queue, CAPACITY, "{stats:?}");
@@ -158,7 +158,7 @@ async fn past_capacity_events_are_dropped_counted_and_reported_without_blocking(
     assert!(report.contains("dropped=128"), "{report}");
 
     // What the queue held arrived once the API was back; the drops stay counted.
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(stats.sent, CAPACITY as u64, "{stats:?}");
     assert_eq!(stats.dropped, EVENTS - CAPACITY as u64, "{stats:?}");
     assert_eq!((stats.failed, stats.in_queue), (0, 0), "{stats:?}");
@@ -172,7 +172,7 @@ async fn past_capacity_events_are_dropped_counted_and_reported_without_blocking(
         .unwrap();
     client.queue_event(trace.trace_id(), event(0)).unwrap();
     assert!(client.flush(FLUSH).await);
-    assert_eq!(client.event_stats().sent, CAPACITY as u64 + 1);
+    assert_eq!(client.stats().events.sent, CAPACITY as u64 + 1);
 }
 
 // Regression: once every client was dropped, its exporter kept retrying an unreachable

@@ -266,6 +266,48 @@ async fn without_a_trace_the_handler_runs_untraced() {
     assert!(server.requests().is_empty());
 }
 
+/// Archive an order: a guarded tool of the tool service.
+#[fabraix::action]
+async fn archive_order(order_id: u64) -> Result<String, fabraix::Error> {
+    Ok(format!("archived order {order_id}"))
+}
+
+// A disabled tool service used to refuse its guarded tools when a request came without a
+// trace (the caller's SDK disabled too, so it sends none): no run was current.
+#[tokio::test]
+async fn with_the_sdk_disabled_a_request_without_a_trace_runs_as_a_disabled_agent_fn() {
+    let client = fabraix::Client::builder().disabled(true).build().unwrap();
+    let app = Router::new()
+        .route(
+            "/archive",
+            post(|| async {
+                let logged = fabraix::log_event(Event::text(EventType::Tool, "archiving"));
+                let checked = fabraix::check_action(&Action::new("archive_order")).await;
+                let archived = archive_order(42).await;
+                format!("{logged:?} | {checked:?} | {archived:?}")
+            }),
+        )
+        .layer(TraceLayer::new().client(client.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/archive"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer, "Ok(()) | Err(Disabled) | Ok(\"archived order 42\")",
+        "the event is let go, the check says why there is no verdict, the tool runs unchecked"
+    );
+    // Its event and the tool's `tool` event, let go and counted.
+    assert_eq!(client.stats().events.untraced, 2);
+}
+
 #[tokio::test]
 async fn hostile_headers_give_no_trace_and_the_request_is_served() {
     let server = MockServer::start().await.unwrap();

@@ -216,7 +216,7 @@ async fn every_call(client: &Client, label: &str, evidence: &mut Evidence) {
     let flushed = client.flush(Duration::from_secs(3)).await;
     evidence.text(
         format!("{label}: exporter"),
-        format!("flushed {flushed}: {:?}", client.event_stats()),
+        format!("flushed {flushed}: {:?}", client.stats().events),
     );
     evidence.debug(&format!("{label}: client"), client);
 }
@@ -284,7 +284,7 @@ async fn verdicts(evidence: &mut Evidence) -> RawServer {
     assert!(matches!(refused, Err(Error::Blocked { .. })), "{refused:?}");
     evidence.outcome("guarded tool approved", &approved);
     evidence.outcome("guarded tool blocked", &refused);
-    evidence.debug("verdict client", &client.event_stats());
+    evidence.debug("verdict client", &client.stats().events);
     server
 }
 

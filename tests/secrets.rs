@@ -356,7 +356,7 @@ async fn the_api_key_never_leaks() {
         let flushed = exporting.flush(Duration::from_secs(20)).await;
         evidence.text(
             format!("{label} exporter"),
-            format!("flushed {flushed}: {:?}", exporting.event_stats()),
+            format!("flushed {flushed}: {:?}", exporting.stats().events),
         );
         evidence.debug(&format!("{label} exporting client"), &exporting);
     }
@@ -407,7 +407,7 @@ async fn the_api_key_never_leaks() {
         let flushed = exporting.flush(Duration::from_secs(20)).await;
         evidence.text(
             format!("echo {mode:?} exporter"),
-            format!("flushed {flushed}: {:?}", exporting.event_stats()),
+            format!("flushed {flushed}: {:?}", exporting.stats().events),
         );
         echoed_servers.push(raw);
     }

@@ -14,7 +14,9 @@ use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::Duration;
 
 use fabraix::testing::{Endpoint, MockServer};
-use fabraix::{AgentId, Client, Event, EventType, Trace, TraceFutureExt, current_trace};
+use fabraix::{
+    AgentId, Client, Event, EventType, IntoAgentId, Trace, TraceFutureExt, current_trace,
+};
 use tokio::task::yield_now;
 
 /// The server behind [`CLIENT`], shared by the fns that name the static client. Tests that
@@ -36,7 +38,7 @@ fn issued(server: &MockServer, seen: Option<Trace>, agent: &str, prompt: &str) -
         server.issued_traces().contains(&trace.trace_id()),
         "{trace} is not a trace the server issued"
     );
-    let agent_id = AgentId::parse(agent).expect("a valid agent id");
+    let agent_id = agent.into_agent_id().expect("a valid agent id");
     assert_eq!(trace.agent_id(), agent_id, "the trace's agent");
     let registered = server
         .requests_to(Endpoint::RegisterAgentRun)

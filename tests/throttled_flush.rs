@@ -70,7 +70,7 @@ async fn agent_fns_never_wait_out_their_flush_timeout_behind_a_throttled_queue()
     for _ in 0..10 {
         traces.push(chatty(&client, 10, false).await.unwrap());
     }
-    let when_all_returned = client.event_stats();
+    let when_all_returned = client.stats().events;
 
     let delivered = server
         .wait_for(Duration::from_secs(180), |requests| {
@@ -81,7 +81,7 @@ async fn agent_fns_never_wait_out_their_flush_timeout_behind_a_throttled_queue()
                 >= 100
         })
         .await;
-    assert!(delivered, "{:?}", client.event_stats());
+    assert!(delivered, "{:?}", client.stats().events);
     // The runs returned with events still queued: they did not wait for them ...
     assert!(when_all_returned.in_queue > 0, "{when_all_returned:?}");
     // ... and none waited out its flush timeout.

@@ -131,5 +131,5 @@ async fn dropped_and_failed_events_are_reported() {
             .any(|l| l.contains("WARN") && l.contains("queue is full") && l.contains("dropped=1")),
         "{text}"
     );
-    assert_eq!(client.event_stats().failed, 1);
+    assert_eq!(client.stats().events.failed, 1);
 }

@@ -148,13 +148,13 @@ async fn events_of_a_run_that_got_401_are_counted_as_untraced() {
 
     let logged = agent(&client).await;
     assert!(logged.iter().all(Result::is_ok), "{logged:?}");
-    let stats = client.event_stats();
+    let stats = client.stats().events;
     assert_eq!(stats.untraced, 3, "{stats:?}");
     assert_eq!(stats.queued, 0, "{stats:?}");
     assert!(server.requests_to(Endpoint::Event).is_empty());
 
     // The server's own client, in another run, counts none of them.
-    assert_eq!(server.client().event_stats().untraced, 0);
+    assert_eq!(server.client().stats().events.untraced, 0);
 }
 
 #[tokio::test]

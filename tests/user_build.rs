@@ -2,15 +2,22 @@
 //! sees the SDK, and not the fuzzing entry points (`fabraix::__fuzz`), which exist only
 //! for `cargo fuzz` and this repository's property tests.
 //!
-//! Builds two tiny crates with `cargo check`, in a target directory of their own under
-//! `target/`, so it costs one check of the SDK's dependency tree the first time.
+//! Builds two tiny crates with `cargo check`, with a target directory of their own, all
+//! under the scratch directory cargo gives integration tests (`tmp/` in the target
+//! directory, wherever `CARGO_TARGET_DIR` puts it), so it costs one check of the SDK's
+//! dependency tree the first time.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Where the user crates and their build go: never the source tree.
+fn scratch() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("user-build")
+}
+
 fn user_crate(name: &str, main: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("target").join("user-build").join(name);
+    let dir = scratch().join(name);
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
@@ -26,14 +33,10 @@ fn user_crate(name: &str, main: &str) -> PathBuf {
 }
 
 fn check(dir: &Path) -> (bool, String) {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("user-build")
-        .join("target");
     let output = Command::new(env!("CARGO"))
         .args(["check", "--offline", "--quiet", "--message-format=short"])
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", scratch().join("target"))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .output()

@@ -5,7 +5,7 @@ use fabraix::testing::FallbackResponse;
 use http::StatusCode;
 use http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
 
-use crate::site::respond;
+use crate::response::respond;
 
 /// Only the page's own files may load or run; nothing may frame it.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

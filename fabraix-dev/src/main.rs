@@ -7,6 +7,7 @@
 
 mod assets;
 mod cli;
+mod response;
 mod site;
 mod view;
 
@@ -70,6 +71,8 @@ async fn run(options: Options) -> Result<(), String> {
     let server = MockServer::builder()
         .api_key(options.api_key.as_str())
         .port(options.port)
+        // Pages elsewhere reach loopback through DNS rebinding: answer only to this machine.
+        .local_host_only()
         .keep_runs(options.keep_runs)
         .rate_limit(options.rate_limit.clone())
         .fallback(move |request| site::answer(handler_site.clone(), request))

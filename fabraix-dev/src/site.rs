@@ -4,15 +4,15 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use fabraix::TraceId;
 use fabraix::testing::{FallbackRequest, FallbackResponse, MockServer};
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
+use http::header::ORIGIN;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::assets::Asset;
 use crate::cli::Options;
+use crate::response::{json_error, json_ok, method_not_allowed, text};
 use crate::view::{self, Clock};
 
 /// How long `GET /api/changes` waits for a change before answering the same count.
@@ -56,15 +56,9 @@ pub async fn answer(site: Arc<Site>, request: FallbackRequest) -> FallbackRespon
     let Some(server) = site.server() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "fabraix-dev is starting\n");
     };
+    // The server answers only requests for 127.0.0.1 or localhost on its port (see
+    // `MockServerBuilder::local_host_only`): a page elsewhere cannot read the runs.
     let port = server.addr().port();
-    if !local_host(&request, port) {
-        // A page elsewhere that resolves its own name to 127.0.0.1 reaches here with its
-        // own Host: it must not read the recorded runs.
-        return text(
-            StatusCode::MISDIRECTED_REQUEST,
-            &format!("fabraix-dev answers only to 127.0.0.1:{port} and localhost:{port}\n"),
-        );
-    }
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     match (path.as_str(), &method) {
@@ -139,15 +133,6 @@ fn info(site: &Site, server: &MockServer) -> Value {
     })
 }
 
-fn local_host(request: &FallbackRequest, port: u16) -> bool {
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}")
-}
-
 /// A request from the page itself (or from no page at all, e.g. curl).
 fn same_origin(request: &FallbackRequest, port: u16) -> bool {
     match request.headers().get(ORIGIN).and_then(|o| o.to_str().ok()) {
@@ -167,48 +152,4 @@ fn query_u64(request: &FallbackRequest, name: &str) -> Option<u64> {
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
         .and_then(|(_, value)| value.parse().ok())
-}
-
-fn json_ok(value: &Value) -> FallbackResponse {
-    respond(
-        StatusCode::OK,
-        "application/json",
-        Bytes::from(value.to_string()),
-    )
-}
-
-fn json_error(status: StatusCode, message: &str) -> FallbackResponse {
-    let body = json!({ "error": { "message": message } });
-    respond(status, "application/json", Bytes::from(body.to_string()))
-}
-
-fn text(status: StatusCode, message: &str) -> FallbackResponse {
-    respond(
-        status,
-        "text/plain; charset=utf-8",
-        Bytes::from(message.to_owned()),
-    )
-}
-
-fn method_not_allowed(allow: &'static str) -> FallbackResponse {
-    let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    response
-        .headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-/// A response that no cache keeps and no browser sniffs.
-pub fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> FallbackResponse {
-    let mut response = FallbackResponse::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    response
 }

@@ -2,9 +2,20 @@
 //! outside any run, clearing, live changes, bounded memory, and who may ask.
 
 mod common;
+#[path = "../../tests/programs/mod.rs"]
+mod programs;
+
+use std::path::PathBuf;
 
 use common::{DevServer, WAIT, get_json};
 use serde_json::{Value, json};
+
+/// Python 3, to run `agent.py` (an agent not built from this project) in `test`; `None`
+/// (outside CI) when there is none.
+fn python(test: &str) -> Option<PathBuf> {
+    let found = programs::find_on_path("python3", "FABRAIX_PYTHON");
+    programs::require(test, programs::PYTHON, found)
+}
 
 const AGENT: &str = "6f1c2b1e-8a40-5c1b-9a57-2d1f3e4b5c6d";
 
@@ -37,8 +48,11 @@ async fn post(dev: &DevServer, path: &str, key: &str, body: &Value) -> u16 {
 
 #[tokio::test]
 async fn runs_and_their_timelines_as_json() {
+    let Some(python) = python("api::runs_and_their_timelines_as_json") else {
+        return;
+    };
     let dev = DevServer::start(&["--block", "delete_account=Deleting accounts needs a human."]);
-    let ran = dev.run_agent(&support_plan());
+    let ran = dev.run_agent(&python, &support_plan());
     let trace = ran["trace_id"].as_str().unwrap().to_owned();
     let statuses: Vec<&Value> = ran["answers"]
         .as_array()
@@ -190,8 +204,12 @@ async fn requests_outside_any_run_are_listed_with_their_answers() {
 
 #[tokio::test]
 async fn clearing_forgets_the_records_but_not_the_runs_still_going() {
+    let Some(python) = python("api::clearing_forgets_the_records_but_not_the_runs_still_going")
+    else {
+        return;
+    };
     let dev = DevServer::start(&[]);
-    let ran = dev.run_agent(&support_plan());
+    let ran = dev.run_agent(&python, &support_plan());
     let trace = ran["trace_id"].as_str().unwrap();
 
     let cleared = reqwest::Client::new()
@@ -222,6 +240,9 @@ async fn clearing_forgets_the_records_but_not_the_runs_still_going() {
 
 #[tokio::test]
 async fn the_change_count_long_polls_until_something_happens() {
+    let Some(python) = python("api::the_change_count_long_polls_until_something_happens") else {
+        return;
+    };
     let dev = DevServer::start(&[]);
     let (_, runs) = get_json(&dev.at("/api/runs")).await;
     let seen = runs["changes"].as_u64().unwrap();
@@ -234,7 +255,7 @@ async fn the_change_count_long_polls_until_something_happens() {
     let plan = json!({"agent_id": AGENT, "system_prompt": "p", "steps": []});
     let agent = tokio::task::spawn_blocking({
         let (base_url, key) = (dev.base_url.clone(), dev.api_key.clone());
-        move || common::python_agent(&base_url, &key, &plan.to_string())
+        move || common::python_agent(&python, &base_url, &key, &plan.to_string())
     });
     let (status, changed) = tokio::time::timeout(WAIT, poll).await.unwrap().unwrap();
     assert_eq!(status, 200);
@@ -247,6 +268,9 @@ async fn the_change_count_long_polls_until_something_happens() {
 
 #[tokio::test]
 async fn keep_runs_keeps_the_newest_runs() {
+    let Some(python) = python("api::keep_runs_keeps_the_newest_runs") else {
+        return;
+    };
     let dev = DevServer::start(&["--keep-runs", "2"]);
     let traces: Vec<String> = (0..3)
         .map(|n| {
@@ -255,7 +279,7 @@ async fn keep_runs_keeps_the_newest_runs() {
                 "system_prompt": format!("run {n}"),
                 "steps": [{"event": "user", "content": {"n": n}}],
             });
-            dev.run_agent(&plan)["trace_id"]
+            dev.run_agent(&python, &plan)["trace_id"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -374,6 +398,10 @@ async fn the_page_is_self_contained_and_never_parses_data_as_html() {
 
 #[tokio::test]
 async fn rate_limit_answers_429_past_its_window_and_the_page_shows_it() {
+    let Some(python) = python("api::rate_limit_answers_429_past_its_window_and_the_page_shows_it")
+    else {
+        return;
+    };
     let dev = DevServer::start(&["--rate-limit", "3/h"]);
     let plan = json!({
         "agent_id": AGENT,
@@ -384,7 +412,7 @@ async fn rate_limit_answers_429_past_its_window_and_the_page_shows_it() {
             {"event": "user", "content": {"text": "three"}},
         ],
     });
-    let ran = dev.run_agent(&plan);
+    let ran = dev.run_agent(&python, &plan);
     let statuses: Vec<&Value> = ran["answers"]
         .as_array()
         .unwrap()

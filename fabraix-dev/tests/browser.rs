@@ -2,6 +2,10 @@
 //! driven over WebDriver, while an agent that is not built from this project (`agent.py`,
 //! Python's urllib) talks to the real `fabraix-dev` binary.
 //!
+//! `chromium` and `chromedriver` are found on `PATH` (or where `FABRAIX_CHROMIUM` and
+//! `FABRAIX_CHROMEDRIVER` point), `python3` likewise (`FABRAIX_PYTHON`). Without them the
+//! tests do not run and say so, except under CI (`CI` set), where they fail.
+//!
 //! What is asserted is what the browser renders (`innerText`, computed styles), read while
 //! the page stays loaded: nothing reloads it.
 //!
@@ -9,6 +13,8 @@
 //! first test (the README's picture is made so).
 
 mod common;
+#[path = "../../tests/programs/mod.rs"]
+mod programs;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -97,7 +103,8 @@ fn orders_plan() -> String {
 
 #[tokio::test]
 async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
-    with_browser(|browser| async move {
+    let test = "browser::the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload";
+    with_browser(test, |browser, python| async move {
         let block = format!("delete_account={REASONING}");
         let dev = DevServer::start(&["--block", &block]);
         browser.goto(&dev.page_url).await.unwrap();
@@ -114,7 +121,7 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
             .unwrap();
 
         // The run happens while the page is open.
-        let trace = agent(&dev, support_plan()).await;
+        let trace = agent(&dev, &python, support_plan()).await;
         until(&browser, "the run is listed", |p| {
             rows(p).contains(&trace.as_str()).then_some(())
         })
@@ -183,7 +190,7 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
         assert_ne!(allowed["border"], blocked["border"]);
 
         // A later run appears on its own, newest first, and the page was never reloaded.
-        let later = agent(&dev, orders_plan()).await;
+        let later = agent(&dev, &python, orders_plan()).await;
         let page = until(&browser, "the later run is listed", |p| {
             (rows(p) == [later.as_str(), trace.as_str()]).then(|| p.clone())
         })
@@ -278,7 +285,8 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
 
 #[tokio::test]
 async fn what_an_agent_sends_is_shown_as_text_and_long_contents_fold() {
-    with_browser(|browser| async move {
+    let test = "browser::what_an_agent_sends_is_shown_as_text_and_long_contents_fold";
+    with_browser(test, |browser, python| async move {
         let hostile_action = "<b>wire</b>";
         let hostile_reason = "<img src=x onerror=\"window.__pwned='reason'\">";
         let block = format!("{hostile_action}={hostile_reason}");
@@ -290,6 +298,7 @@ async fn what_an_agent_sends_is_shown_as_text_and_long_contents_fold() {
         let long: Vec<String> = (1..=60).map(|n| format!("line {n}")).collect();
         let trace = agent(
             &dev,
+            &python,
             json!({
                 "agent_id": SUPPORT_AGENT,
                 "system_prompt": "<h1>prompt</h1>",
@@ -351,16 +360,38 @@ async fn what_an_agent_sends_is_shown_as_text_and_long_contents_fold() {
 
 // ---- driving Chromium ----------------------------------------------------------------------
 
-/// Runs `test` with a fresh browser; closes the browser whether or not the test panicked.
-async fn with_browser<F, Fut>(test: F)
+/// Chromium and its chromedriver, or why they cannot be used.
+struct Chromium {
+    browser: PathBuf,
+    driver: PathBuf,
+}
+
+fn find_chromium() -> Result<Chromium, String> {
+    Ok(Chromium {
+        browser: programs::find_on_path("chromium", "FABRAIX_CHROMIUM")?,
+        driver: programs::find_on_path("chromedriver", "FABRAIX_CHROMEDRIVER")?,
+    })
+}
+
+/// Runs `test` with a fresh browser and the path of `python3`; closes the browser whether
+/// or not the test panicked. Without Chromium or Python the test does not run (`name`
+/// says which), except under CI, where it fails.
+async fn with_browser<F, Fut>(name: &str, test: F)
 where
-    F: FnOnce(Client) -> Fut,
+    F: FnOnce(Client, PathBuf) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let driver = Driver::start();
-    let client = driver.connect().await;
+    let Some(chromium) = programs::require(name, programs::CHROMIUM, find_chromium()) else {
+        return;
+    };
+    let python = programs::find_on_path("python3", "FABRAIX_PYTHON");
+    let Some(python) = programs::require(name, programs::PYTHON, python) else {
+        return;
+    };
+    let driver = Driver::start(&chromium);
+    let client = driver.connect(&chromium.browser).await;
     client.set_window_size(1366, 900).await.unwrap();
-    let outcome = tokio::spawn(test(client.clone())).await;
+    let outcome = tokio::spawn(test(client.clone(), python)).await;
     let _ = client.close().await;
     drop(driver);
     if let Err(error) = outcome {
@@ -379,20 +410,15 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Driver {
+    fn start(chromium: &Chromium) -> Driver {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let mut process = Command::new("chromedriver")
+        let mut process = Command::new(&chromium.driver)
             .args(["--port=0", "--allowed-ips=127.0.0.1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "chromedriver did not start ({e}): install Debian's `chromium` and \
-                     `chromium-driver` (`.ci/run` does)"
-                )
-            });
+            .unwrap_or_else(|e| panic!("{} did not start: {e}", chromium.driver.display()));
         let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
         let port = loop {
             match lines.next() {
@@ -426,8 +452,9 @@ impl Driver {
         }
     }
 
-    async fn connect(&self) -> Client {
-        let mut options = json!({
+    async fn connect(&self, browser: &Path) -> Client {
+        let options = json!({
+            "binary": browser,
             "args": [
                 "--headless",
                 "--no-sandbox",
@@ -440,9 +467,6 @@ impl Driver {
                 format!("--user-data-dir={}", self.profile.display()),
             ],
         });
-        if Path::new("/usr/bin/chromium").exists() {
-            options["binary"] = json!("/usr/bin/chromium");
-        }
         let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
@@ -507,10 +531,11 @@ async fn row(browser: &Client, trace: &str) -> fantoccini::elements::Element {
 }
 
 /// Runs `agent.py` with `plan` off the async threads; answers the run's trace id.
-async fn agent(dev: &DevServer, plan: String) -> String {
-    let (base_url, key) = (dev.base_url.clone(), dev.api_key.clone());
-    let ran = tokio::task::spawn_blocking(move || common::python_agent(&base_url, &key, &plan))
-        .await
-        .unwrap();
+async fn agent(dev: &DevServer, python: &Path, plan: String) -> String {
+    let (base_url, key, python) = (dev.base_url.clone(), dev.api_key.clone(), python.to_owned());
+    let ran =
+        tokio::task::spawn_blocking(move || common::python_agent(&python, &base_url, &key, &plan))
+            .await
+            .unwrap();
     ran["trace_id"].as_str().unwrap().to_owned()
 }

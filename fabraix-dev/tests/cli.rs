@@ -77,7 +77,7 @@ fn print_env_prints_the_two_lines_and_exits() {
 fn a_shell_exports_the_lines_as_the_readme_says() {
     let output = Command::new("sh")
         .arg("-c")
-        .arg(r#"export $("$BIN" --print-env --port 9123 --api-key k-9) && env | grep '^FABRAIX_' | sort"#)
+        .arg(r#"export $("$BIN" --print-env --port 9123 --api-key k-9) && env | grep -E '^FABRAIX_(BASE_URL|API_KEY)=' | sort"#)
         .env("BIN", BIN)
         .env_remove("FABRAIX_BASE_URL")
         .env_remove("FABRAIX_API_KEY")

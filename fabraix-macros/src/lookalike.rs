@@ -1,4 +1,4 @@
-//! The rule for agent-id literals, the same as `AgentId::parse` applies at run time.
+//! The rule for agent-id literals, the same as `IntoAgentId` applies to text at run time.
 
 /// Why an `id` literal cannot be an agent id, if it cannot.
 pub(crate) fn agent_id_problem(text: &str) -> Option<&'static str> {
@@ -15,7 +15,7 @@ pub(crate) fn agent_id_problem(text: &str) -> Option<&'static str> {
     None
 }
 
-/// The same rule as `AgentId::parse` in the runtime (keep the two identical).
+/// The same rule as `IntoAgentId` for text in the runtime (keep the two identical).
 fn looks_like_uuid(text: &str) -> bool {
     let text = text.trim();
     let text = text

@@ -7,11 +7,14 @@
 //! ```
 //!
 //! With `FABRAIX_API_KEY` unset, it runs offline on a `MockServer` that blocks
-//! `delete_note`, and prints what the server sent to Fabraix.
+//! `delete_note`, and prints what the server sent to Fabraix. With `FABRAIX_DISABLED=1`
+//! Fabraix is off, in both processes: every call runs, unchecked.
+
+#[path = "../../examples/common/mod.rs"]
+mod common;
 
 use std::path::PathBuf;
 
-use fabraix::testing::MockServer;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{Peer, RoleClient, ServiceExt};
@@ -22,25 +25,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let server = notes_server()?;
-    let mock = match std::env::var_os("FABRAIX_API_KEY") {
-        Some(_) => None,
-        None => {
-            let mock = MockServer::start().await?;
-            mock.block_action(
-                "delete_note",
-                "Deleting notes needs the user's confirmation.",
-            );
-            Some(mock)
-        }
-    };
-    let client = match &mock {
-        Some(mock) => mock.client(),
-        None => fabraix::Client::from_env()?,
-    };
-    let _fabraix = fabraix::init(client)?;
+    let setup = common::mock_unless_configured()?;
+    setup.block_action(
+        "delete_note",
+        "Deleting notes needs the user's confirmation.",
+    );
 
+    // The server builds its client from the environment: the MockServer's, when there is one.
     let mut command = Command::new(server);
-    if let Some(mock) = &mock {
+    if let Some(mock) = &setup.server {
         command = command.configure(|command| {
             command
                 .env("FABRAIX_API_KEY", mock.api_key())
@@ -51,7 +44,7 @@ async fn main() -> Result<(), BoxError> {
     tidy_notes(service.peer()).await?;
     service.cancel().await?;
 
-    if let Some(mock) = &mock {
+    if let Some(mock) = &setup.server {
         println!("\nWhat the notes server asked Fabraix:");
         for check in mock.requests_to(fabraix::testing::Endpoint::Check) {
             println!(
@@ -68,16 +61,12 @@ async fn main() -> Result<(), BoxError> {
     system_prompt = "You keep the user's notes tidy."
 )]
 async fn tidy_notes(peer: &Peer<RoleClient>) -> Result<(), BoxError> {
-    let trace = fabraix::current_trace();
-    println!(
-        "agent run: {}",
-        trace.map(|t| t.to_string()).unwrap_or_default()
-    );
+    println!("agent run: {}", common::run_name());
     let tools = peer.list_all_tools().await?;
     let read_note = tools.iter().find(|tool| tool.name == "read_note");
 
     // Checked here first, then again by the server, both in this run.
-    let call = fabraix_mcp::check_call(note_call("read_note", "groceries"), read_note).await?;
+    let call = fabraix_mcp::check_tool_call(note_call("read_note", "groceries"), read_note).await?;
     show("read_note groceries", peer.call_tool(call).await?);
 
     // Sent with the run's trace: the server checks it in this run, and refuses it.

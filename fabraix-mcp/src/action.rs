@@ -10,7 +10,7 @@ use serde_json::Value;
 /// list), the parameters are any object.
 ///
 /// The guarded server checks calls as this action; an agent that checks a call before
-/// sending it ([`check_call`](crate::check_call)) asks about the same one.
+/// sending it ([`check_tool_call`](crate::check_tool_call)) asks about the same one.
 ///
 /// ```
 /// use rmcp::model::Tool;

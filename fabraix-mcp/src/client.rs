@@ -30,11 +30,11 @@ use crate::meta::inject_trace;
 /// let arguments = serde_json::json!({ "name": "groceries" });
 /// let call = CallToolRequestParams::new("read_note")
 ///     .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-/// let call = fabraix_mcp::check_call(call, Some(&tool)).await?;
+/// let call = fabraix_mcp::check_tool_call(call, Some(&tool)).await?;
 /// let result = peer.call_tool(call).await?;
 /// # let _ = result; Ok(()) }
 /// ```
-pub async fn check_call(
+pub async fn check_tool_call(
     mut params: CallToolRequestParams,
     tool: Option<&Tool>,
 ) -> Result<CallToolRequestParams, Error> {
@@ -51,4 +51,16 @@ pub async fn check_call(
         inject_trace(&mut params, &trace);
     }
     Ok(params)
+}
+
+/// The old name of [`check_tool_call`].
+#[deprecated(
+    since = "0.1.0",
+    note = "one name in every integration: use `check_tool_call` (fabraix-openai's is `check_tool_calls`)"
+)]
+pub async fn check_call(
+    params: CallToolRequestParams,
+    tool: Option<&Tool>,
+) -> Result<CallToolRequestParams, Error> {
+    check_tool_call(params, tool).await
 }

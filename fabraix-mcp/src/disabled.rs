@@ -6,10 +6,12 @@ use std::future::Future;
 
 use fabraix::{Client, Error};
 
+use crate::refusal::GUARD;
+
 /// What a call that got no verdict may do: run unchecked when the SDK is disabled (and the
 /// first such call of the process says so), else be refused with `error`.
 pub(crate) fn unchecked_if_disabled(error: Error, tool: &str) -> Result<(), Error> {
-    fabraix::__private::unchecked_if_disabled(error, "fabraix-mcp", tool)
+    fabraix::__private::unchecked_if_disabled(error, GUARD, tool)
 }
 
 /// Runs `tool` in a run of the disabled `client` that has no trace, as an agent fn's run

@@ -1,40 +1,18 @@
 //! [`Guard`]: how a server is guarded (the client, the agent id, the system prompt), kept
-//! apart from any one server so that it can guard one session after another.
+//! apart from any one server so that it can guard one session after another. Servers are
+//! wrapped in `guarded.rs`, which builds on this module.
 
 use std::fmt;
 use std::sync::Arc;
 
 use fabraix::{AgentId, Client, Error, IntoAgentId};
-use rmcp::ServerHandler;
 use rmcp::model::ServerConfig;
 use rmcp::service::{RequestContext, RoleServer};
-
-use crate::guarded::Guarded;
-
-/// Guards `server` with the default settings: checks go through the global client
-/// ([`fabraix::global_client`], from the environment unless [`fabraix::init`] set one),
-/// and calls that carry no trace in `_meta` run under a run the server registers for its
-/// session, as the agent named after the server (its `get_info().server_info.name`).
-///
-/// ```no_run
-/// # use rmcp::ServerHandler;
-/// # async fn demo<S: ServerHandler>(my_server: S) -> Result<(), Box<dyn std::error::Error>> {
-/// use rmcp::ServiceExt;
-///
-/// let service = fabraix_mcp::guard(my_server)
-///     .serve(rmcp::transport::io::stdio())
-///     .await?;
-/// service.waiting().await?;
-/// # Ok(()) }
-/// ```
-pub fn guard<S: ServerHandler>(server: S) -> Guarded<S> {
-    Guard::new().wrap(server)
-}
 
 /// The settings of a guarded server, applied to a server by [`wrap`](Guard::wrap).
 ///
 /// rmcp serves one handler value per MCP session (`serve` takes it by value; the
-/// streamable HTTP service calls its factory once per session), and a [`Guarded`] server
+/// streamable HTTP service calls its factory once per session), and a [`Guarded`](crate::Guarded) server
 /// registers at most one run of its own. Keep a `Guard` and wrap a new server for each
 /// session:
 ///
@@ -61,7 +39,7 @@ pub struct Guard {
 type TrustPredicate = Arc<dyn Fn(&RequestContext<RoleServer>) -> bool + Send + Sync>;
 
 impl Guard {
-    /// The default settings: see [`guard`].
+    /// The default settings: see [`guard`](crate::guard).
     pub fn new() -> Self {
         Self::default()
     }
@@ -117,11 +95,6 @@ impl Guard {
     ) -> Self {
         self.trust = Some(Arc::new(trusted));
         self
-    }
-
-    /// Guards `server` with these settings.
-    pub fn wrap<S: ServerHandler>(&self, server: S) -> Guarded<S> {
-        Guarded::new(server, self.clone())
     }
 
     /// The client to use: the one given, else the global one.

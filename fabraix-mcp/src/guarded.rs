@@ -16,6 +16,33 @@ use crate::catalog::ToolCatalog;
 use crate::guard::Guard;
 use crate::session::SessionRun;
 
+/// Guards `server` with the default settings: checks go through the global client
+/// ([`fabraix::global_client`], from the environment unless [`fabraix::init`] set one),
+/// and calls that carry no trace in `_meta` run under a run the server registers for its
+/// session, as the agent named after the server (its `get_info().server_info.name`).
+///
+/// ```no_run
+/// # use rmcp::ServerHandler;
+/// # async fn demo<S: ServerHandler>(my_server: S) -> Result<(), Box<dyn std::error::Error>> {
+/// use rmcp::ServiceExt;
+///
+/// let service = fabraix_mcp::guard(my_server)
+///     .serve(rmcp::transport::io::stdio())
+///     .await?;
+/// service.waiting().await?;
+/// # Ok(()) }
+/// ```
+pub fn guard<S: ServerHandler>(server: S) -> Guarded<S> {
+    Guard::new().wrap(server)
+}
+
+impl Guard {
+    /// Guards `server` with these settings.
+    pub fn wrap<S: ServerHandler>(&self, server: S) -> Guarded<S> {
+        Guarded::new(server, self.clone())
+    }
+}
+
 /// An rmcp server whose every `tools/call` is checked by Fabraix before the tool runs.
 /// Made by [`guard`](crate::guard) or [`Guard::wrap`]; everything else the server does
 /// (initialization, listing tools, resources, prompts, notifications) passes through

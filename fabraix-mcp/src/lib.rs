@@ -98,7 +98,7 @@
 //! # }
 //! ```
 //!
-//! [`check_call`] also checks the call in the agent's run before it is sent.
+//! [`check_tool_call`] also checks the call in the agent's run before it is sent.
 //!
 //! # Trust
 //!
@@ -124,8 +124,10 @@ mod session;
 mod tool_event;
 
 pub use action::tool_action;
+#[allow(deprecated)] // the old name, kept for those who use it
 pub use client::check_call;
-pub use guard::{Guard, guard};
-pub use guarded::Guarded;
+pub use client::check_tool_call;
+pub use guard::Guard;
+pub use guarded::{Guarded, guard};
 pub use meta::{extract_trace, inject_current_trace, inject_trace};
 pub use refusal::REFUSAL_META_KEY;

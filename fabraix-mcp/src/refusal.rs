@@ -1,8 +1,12 @@
 //! What a call answers when its tool does not run: a tool error result the model can read.
 
+use fabraix::__private::{NotRun, refusal};
 use fabraix::{Error, Verdict};
 use rmcp::model::{CallToolResult, ContentBlock, MetaObject};
 use serde_json::json;
+
+/// How this crate is named in what Fabraix's guards log.
+pub(crate) const GUARD: &str = "fabraix-mcp";
 
 /// The key of a refusal's details in the result's `_meta`.
 pub const REFUSAL_META_KEY: &str = "com.fabraix/refusal";
@@ -18,30 +22,23 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// The result the call answers: `isError: true`, a text for the model, and the
-    /// details under [`REFUSAL_META_KEY`] in `_meta` for programs.
+    /// The result the call answers: `isError: true`, a text for the model (in the words
+    /// every Fabraix guard uses), and the details under [`REFUSAL_META_KEY`] in `_meta`
+    /// for programs.
     pub(crate) fn into_result(self, tool: &str) -> CallToolResult {
         let (text, details) = match self {
             Refusal::Blocked(verdict) => (
-                format!(
-                    "Fabraix blocked this call of `{tool}`, so the tool did not run. Reasoning: {}",
-                    verdict.reasoning
-                ),
+                refusal(GUARD, tool, NotRun::Blocked(&verdict.reasoning)),
                 json!({
                     "verdict": "blocked",
                     "reasoning": verdict.reasoning,
                     "action_check_id": verdict.action_check_id,
                 }),
             ),
-            Refusal::Unchecked(error) => {
-                tracing::warn!(target: "fabraix_mcp", tool, %error, "tool call could not be checked; the tool did not run");
-                (
-                    format!(
-                        "Fabraix could not check this call of `{tool}`, so the tool did not run: {error}"
-                    ),
-                    json!({ "verdict": "unchecked", "error": error.to_string() }),
-                )
-            }
+            Refusal::Unchecked(error) => (
+                refusal(GUARD, tool, NotRun::Unchecked(&error)),
+                json!({ "verdict": "unchecked", "error": error.to_string() }),
+            ),
         };
         let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
         let mut meta = MetaObject::new();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use common::*;
 use fabraix::testing::{Endpoint, Fault, MockServer};
 use fabraix::{AgentId, Client, Error, Trace, TraceId, propagation};
-use fabraix_mcp::{Guard, check_call, extract_trace, inject_current_trace, inject_trace};
+use fabraix_mcp::{Guard, check_tool_call, extract_trace, inject_current_trace, inject_trace};
 use rmcp::model::{NumberOrString, ProgressToken, RequestParamsMeta};
 
 fn a_trace() -> Trace {
@@ -93,7 +93,7 @@ async fn agent_calls(
     let trace = fabraix::current_trace();
     let tools = peer.list_all_tools().await.unwrap();
     let definition = tools.iter().find(|t| t.name == tool);
-    let sent = match check_call(note_call(tool, "todo"), definition).await {
+    let sent = match check_tool_call(note_call(tool, "todo"), definition).await {
         Ok(call) => {
             assert_eq!(extract_trace(call.meta.as_ref().unwrap()), trace);
             peer.call_tool(call).await.unwrap();
@@ -105,7 +105,7 @@ async fn agent_calls(
 }
 
 #[tokio::test]
-async fn check_call_checks_in_the_agents_run_and_the_server_acts_in_it_too() {
+async fn check_tool_call_checks_in_the_agents_run_and_the_server_acts_in_it_too() {
     let mock = MockServer::start().await.unwrap();
     let client = mock.client();
     let notes = Notes::default();
@@ -131,7 +131,7 @@ async fn check_call_checks_in_the_agents_run_and_the_server_acts_in_it_too() {
 }
 
 #[tokio::test]
-async fn check_call_keeps_a_blocked_call_from_leaving_the_agent() {
+async fn check_tool_call_keeps_a_blocked_call_from_leaving_the_agent() {
     let mock = MockServer::start().await.unwrap();
     mock.block_action("delete_note", "Deleting needs the user's confirmation.");
     let client = mock.client();
@@ -150,8 +150,15 @@ async fn check_call_keeps_a_blocked_call_from_leaving_the_agent() {
 }
 
 #[tokio::test]
-async fn check_call_outside_a_run_fails_closed() {
-    let result = check_call(note_call("read_note", "a"), None).await;
+async fn check_tool_call_outside_a_run_fails_closed() {
+    let result = check_tool_call(note_call("read_note", "a"), None).await;
+    assert!(matches!(result, Err(Error::NoTrace)), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_old_name_check_call_is_check_tool_call() {
+    #[allow(deprecated)]
+    let result = fabraix_mcp::check_call(note_call("read_note", "a"), None).await;
     assert!(matches!(result, Err(Error::NoTrace)), "{result:?}");
 }
 
@@ -163,12 +170,12 @@ async fn agent_checks(
     Option<Trace>,
     Result<rmcp::model::CallToolRequestParams, Error>,
 ) {
-    let checked = check_call(note_call(tool, "todo"), None).await;
+    let checked = check_tool_call(note_call(tool, "todo"), None).await;
     (fabraix::current_trace(), checked)
 }
 
 #[tokio::test]
-async fn check_call_with_fabraix_disabled_lets_the_call_go_unchecked() {
+async fn check_tool_call_with_fabraix_disabled_lets_the_call_go_unchecked() {
     // A server the client would reach if it were not disabled, to show that nothing does.
     let mock = MockServer::start().await.unwrap();
     let client = mock.client_builder().disabled(true).build().unwrap();
@@ -189,7 +196,7 @@ async fn check_call_with_fabraix_disabled_lets_the_call_go_unchecked() {
 }
 
 #[tokio::test]
-async fn check_call_in_a_run_that_could_not_register_fails_closed_and_names_why() {
+async fn check_tool_call_in_a_run_that_could_not_register_fails_closed_and_names_why() {
     let mock = MockServer::start().await.unwrap();
     mock.fail_next(
         usize::MAX,

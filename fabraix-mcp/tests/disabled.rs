@@ -12,7 +12,7 @@ use capture::Captured;
 use common::*;
 use fabraix::testing::MockServer;
 use fabraix::{AgentId, Event, EventType, Trace, TraceId};
-use fabraix_mcp::{check_call, inject_trace};
+use fabraix_mcp::{check_tool_call, inject_trace};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
@@ -54,7 +54,7 @@ impl ServerHandler for Mailer {}
 
 #[fabraix::agent(id = "caller-agent", system_prompt = "You call tools.")]
 async fn agent_checks() -> Result<rmcp::model::CallToolRequestParams, fabraix::Error> {
-    check_call(note_call("mail_note", "grace"), None).await
+    check_tool_call(note_call("mail_note", "grace"), None).await
 }
 
 #[test]
@@ -102,7 +102,9 @@ fn with_fabraix_disabled_every_tool_runs_unchecked_with_one_warning() {
         let mut traced = note_call("mail_note", "edsger");
         inject_trace(&mut traced, &trace);
         let third = peer.call_tool(traced).await.unwrap();
-        let unchecked = agent_checks().await.expect("check_call lets the call go");
+        let unchecked = agent_checks()
+            .await
+            .expect("check_tool_call lets the call go");
         let fourth = peer.call_tool(unchecked).await.unwrap();
 
         // Each tool ran, and so did the `#[fabraix::action]` fn inside it; its event was
@@ -129,7 +131,7 @@ fn with_fabraix_disabled_every_tool_runs_unchecked_with_one_warning() {
         // on the global client.
         let global = fabraix::global_client().unwrap();
         assert!(global.is_disabled());
-        let stats = global.event_stats();
+        let stats = global.stats().events;
         assert_eq!(stats.untraced, 8, "{stats:?}");
         assert_eq!(stats.queued, 0, "{stats:?}");
     });
@@ -140,5 +142,5 @@ fn with_fabraix_disabled_every_tool_runs_unchecked_with_one_warning() {
     assert_eq!(logs.matches(WARNING).count(), 1, "{logs}");
     // One warning for the process, naming the guard of the first unchecked call.
     assert!(logs.contains(r#"guard="fabraix-mcp""#), "{logs}");
-    assert!(!logs.contains("could not be checked"), "{logs}");
+    assert!(!logs.contains("could not check"), "{logs}");
 }

@@ -4,10 +4,12 @@
 //! runs (as the server's audit file shows).
 //!
 //! Needs `python3` with the `mcp` package (`python3 -m pip install 'mcp==2.3.0'`; another
-//! interpreter through `FABRAIX_MCP_PYTHON`). Without it the tests say so and pass, except
-//! under CI (`CI` set), where they fail.
+//! interpreter through `FABRAIX_MCP_PYTHON`). Without it the tests do not run and say so on
+//! the terminal, except under CI (`CI` set), where they fail.
 
 mod common;
+#[path = "../../tests/programs/mod.rs"]
+mod programs;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,25 +19,21 @@ use fabraix::testing::{Endpoint, MockServer};
 use fabraix::{AgentId, propagation};
 use serde_json::{Map, Value, json};
 
-/// The Python interpreter with the `mcp` package, or `None` (outside CI) to skip.
-fn python() -> Option<String> {
+/// The Python interpreter with the `mcp` package, for `test`: `FABRAIX_MCP_PYTHON`, else
+/// `python3`. Without one, `None` (outside CI): the test does not run, and says so.
+fn python(test: &str) -> Option<String> {
     let python = std::env::var("FABRAIX_MCP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = std::process::Command::new(&python)
+    let imports = std::process::Command::new(&python)
         .args(["-c", "import mcp.client.stdio"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if found {
-        return Some(python);
-    }
-    let message = format!(
-        "`{python}` cannot import the MCP Python SDK: install it with \
-         `{python} -m pip install 'mcp==2.3.0'` (or name another interpreter in FABRAIX_MCP_PYTHON)"
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
-    None
+        .output();
+    let found = match imports {
+        Ok(output) if output.status.success() => Ok(python),
+        Ok(_) => Err(format!(
+            "`{python}` cannot import `mcp`; or name an interpreter that can in FABRAIX_MCP_PYTHON"
+        )),
+        Err(error) => Err(format!("`{python}` does not run: {error}")),
+    };
+    programs::require(test, programs::PYTHON_MCP, found)
 }
 
 fn script() -> PathBuf {
@@ -104,7 +102,9 @@ async fn drive(python: &str, mock: &MockServer, audit: &Path, calls: &[Value]) -
 
 #[tokio::test]
 async fn the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_servers() {
-    let Some(python) = python() else { return };
+    let test =
+        "python_client::the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_servers";
+    let Some(python) = python(test) else { return };
     let mock = MockServer::start().await.unwrap();
     mock.block_action(
         "delete_note",
@@ -221,7 +221,8 @@ async fn the_python_sdk_sees_every_call_checked_in_the_callers_run_or_the_server
 
 #[tokio::test]
 async fn the_python_sdk_sees_no_tool_run_while_fabraix_is_unreachable() {
-    let Some(python) = python() else { return };
+    let test = "python_client::the_python_sdk_sees_no_tool_run_while_fabraix_is_unreachable";
+    let Some(python) = python(test) else { return };
     let mock = MockServer::start().await.unwrap();
     let trace = caller_run(&mock.client()).await;
     let mut meta = Map::new();

@@ -89,11 +89,11 @@ async fn a_blocked_call_answers_the_reasoning_and_its_tool_never_runs() {
     let result = peer.call_tool(call).await.unwrap();
 
     assert_eq!(result.is_error, Some(true));
-    let answer = text(&result);
-    assert!(answer.contains("blocked"), "{answer}");
-    assert!(
-        answer.contains("Deleting a note needs the user's confirmation."),
-        "{answer}"
+    // The words every Fabraix guard gives a model.
+    assert_eq!(
+        text(&result),
+        "The call to `delete_note` did not run: Fabraix blocked it. Reason: Deleting a note \
+         needs the user's confirmation."
     );
     let details = &result.meta.as_ref().expect("the refusal's details")[REFUSAL_META_KEY];
     assert_eq!(details["verdict"], "blocked");

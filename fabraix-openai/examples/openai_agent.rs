@@ -11,10 +11,13 @@
 //!   `OPENAI_MODEL` (default `gpt-4o-mini`). Without `OPENAI_BASE_URL`, a stand-in model
 //!   runs in-process on 127.0.0.1: it asks for both tools, then answers with what they said.
 //! - Fabraix: from the environment (`FABRAIX_API_KEY`, `FABRAIX_BASE_URL`). Without
-//!   `FABRAIX_API_KEY`, an in-process MockServer that blocks `delete_note`.
+//!   `FABRAIX_API_KEY`, an in-process MockServer that blocks `delete_note`. With
+//!   `FABRAIX_DISABLED=1` Fabraix is off: both tools run, unchecked.
 //! - `NOTES_AUDIT=<file>`: each tool appends the line `<tool name> <note name>` to the file
 //!   when it runs.
 
+#[path = "../../examples/common/mod.rs"]
+mod common;
 #[path = "../tests/support/stand_in_model.rs"]
 mod stand_in_model;
 
@@ -30,7 +33,6 @@ use async_openai::types::chat::{
     ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionTools,
     CreateChatCompletionRequestArgs, CreateChatCompletionResponse, FunctionObject,
 };
-use fabraix::testing::MockServer;
 use fabraix::{Event, EventType};
 use fabraix_openai::ChatExt;
 use futures::StreamExt;
@@ -69,41 +71,18 @@ async fn main() -> Result<(), Error> {
             .with_api_key(std::env::var("OPENAI_API_KEY").unwrap_or_default()),
     );
 
-    let (_flush_at_exit, mock) = mock_fabraix_unless_configured().await?;
+    // Fabraix: the API from the environment, else a MockServer that blocks `delete_note`.
+    // Until `main` ends: its guard sends what is still queued before the process exits.
+    let setup = common::mock_unless_configured()?;
+    setup.block_action("delete_note", DELETE_REFUSAL);
     let streaming = std::env::var("OPENAI_STREAM").is_ok_and(|v| v == "1");
     let notes = Notes::new(std::env::var_os("NOTES_AUDIT").map(Into::into));
 
     let answer = notes_agent(&openai, &notes, streaming).await?;
     println!("final answer: {answer}");
 
-    if let Some(server) = &mock {
-        let requests = server.requests();
-        let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
-        println!(
-            "the MockServer received {} registrations, {} events and {} checks",
-            count("/v1/register-agent-run"),
-            count("/v1/event"),
-            count("/v1/check"),
-        );
-    }
+    common::summary(&setup.server);
     Ok(())
-}
-
-/// Installs the global Fabraix client: from the environment, or without `FABRAIX_API_KEY`
-/// an in-process Fabraix that blocks `delete_note`. Keep both until `main` ends: the guard
-/// sends what is still queued before the process exits.
-async fn mock_fabraix_unless_configured() -> Result<(fabraix::InitGuard, Option<MockServer>), Error>
-{
-    if std::env::var_os("FABRAIX_API_KEY").is_some() {
-        return Ok((fabraix::init(fabraix::Client::from_env()?)?, None));
-    }
-    let server = MockServer::start().await?;
-    server.block_action("delete_note", DELETE_REFUSAL);
-    println!(
-        "FABRAIX_API_KEY is not set: using an in-process MockServer at {} (it blocks delete_note)",
-        server.url()
-    );
-    Ok((fabraix::init(server.client())?, Some(server)))
 }
 
 #[fabraix::agent(id = "notes-agent", system_prompt = SYSTEM_PROMPT)]
@@ -115,7 +94,9 @@ async fn notes_agent(
     let chat = openai.chat().fabraix();
     let tools = tools();
     let model = std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".to_owned());
-    fabraix::log_event(Event::text(EventType::User, TASK))?;
+    // Telemetry never fails the agent: an event that cannot be queued (a full queue) is
+    // dropped, counted in `fabraix::stats()` and reported through `tracing`.
+    let _ = fabraix::log_event(Event::text(EventType::User, TASK));
     let mut messages: Vec<ChatCompletionRequestMessage> = vec![
         ChatCompletionRequestSystemMessage::from(SYSTEM_PROMPT).into(),
         ChatCompletionRequestUserMessage::from(TASK).into(),
@@ -167,7 +148,8 @@ async fn notes_agent(
             println!("ran     {} {}: {result}", call.name, call.arguments);
             let record =
                 json!({ "tool": call.name, "arguments": call.arguments, "result": result });
-            fabraix::log_event(Event::json(EventType::Tool, &record, tool_event_schema())?)?;
+            let _ = Event::json(EventType::Tool, &record, tool_event_schema())
+                .and_then(fabraix::log_event);
             messages.push(
                 ChatCompletionRequestToolMessage {
                     content: result.into(),

@@ -4,10 +4,14 @@ use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionRequestMessage, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionTools,
 };
+use fabraix::__private::{NotRun, refusal};
 use fabraix::{Action, Client, TraceId, Verdict};
 use serde_json::{Map, Value, json};
 
 use crate::recorder::Recorder;
+
+/// How this crate is named in what Fabraix's guards log.
+const GUARD: &str = "fabraix-openai";
 
 /// The tool calls of one answer, sorted into those that may run and those that may not.
 /// Each list keeps the order the model gave.
@@ -235,12 +239,10 @@ async fn decide(
         }),
         // Not checked: allowed only when the SDK is disabled (`FABRAIX_DISABLED=1`,
         // `ClientBuilder::disabled(true)`), with no verdict.
-        Err(error) => {
-            match fabraix::__private::unchecked_if_disabled(error, "fabraix-openai", parsed.name) {
-                Ok(()) => allow(None),
-                Err(error) => refuse(Refusal::Unchecked(error)),
-            }
-        }
+        Err(error) => match fabraix::__private::unchecked_if_disabled(error, GUARD, parsed.name) {
+            Ok(()) => allow(None),
+            Err(error) => refuse(Refusal::Unchecked(error)),
+        },
     }
 }
 
@@ -288,22 +290,19 @@ fn with_description(action: Action, description: Option<&str>) -> Action {
     }
 }
 
-/// What the model reads in place of the tool's result.
-fn refusal_text(name: &str, refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Blocked { reasoning, .. } => format!(
-            "The call to `{name}` was refused by a security check and did not run. Reason: {reasoning}"
-        ),
-        Refusal::Unchecked(_) => format!(
-            "The call to `{name}` did not run: it could not be checked for safety, so it was refused."
-        ),
-        Refusal::InvalidArguments(problem) => format!(
-            "The call to `{name}` did not run: {problem}. Send the arguments as one JSON object."
-        ),
-        Refusal::UnknownTool => {
-            format!("The call to `{name}` did not run: no tool of that name was offered.")
+/// What the model reads in place of the tool's result, in the words every Fabraix guard
+/// uses.
+fn refusal_text(name: &str, refused: &Refusal) -> String {
+    let why = match refused {
+        Refusal::Blocked { reasoning, .. } => NotRun::Blocked(reasoning),
+        Refusal::Unchecked(error) => NotRun::Unchecked(error),
+        Refusal::InvalidArguments(problem) => {
+            let problem = format!("{problem}. Send the arguments as one JSON object.");
+            return refusal(GUARD, name, NotRun::Refused(&problem));
         }
-    }
+        Refusal::UnknownTool => NotRun::Refused("no tool of that name was offered."),
+    };
+    refusal(GUARD, name, why)
 }
 
 fn tool_message(id: &str, text: &str) -> ChatCompletionRequestToolMessage {

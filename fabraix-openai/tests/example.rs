@@ -97,17 +97,20 @@ fn build_example() -> PathBuf {
         .expect("cargo named the example's executable")
 }
 
-async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
+/// The example, pointed at the stand-in `model` and at `server` (which blocks `delete_note`),
+/// writing which tools ran to a fresh audit file named after `run`.
+async fn example(
+    run: &str,
+    model: &StandInModel,
+    server: &MockServer,
+) -> (tokio::process::Command, PathBuf) {
     let executable = tokio::task::spawn_blocking(example_binary).await.unwrap();
-    let server = MockServer::start().await.unwrap();
     server.block_action("delete_note", DELETE_REFUSAL);
-    let model = StandInModel::start().await.unwrap();
     let audit = std::env::temp_dir().join(format!(
-        "fabraix-openai-notes-audit-{}-{streamed}.txt",
+        "fabraix-openai-notes-audit-{}-{run}.txt",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&audit);
-
     let mut example = tokio::process::Command::new(executable);
     example
         .env("OPENAI_BASE_URL", model.base_url())
@@ -116,12 +119,18 @@ async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
         .env("FABRAIX_BASE_URL", server.url())
         .env("NOTES_AUDIT", &audit)
         .env_remove("OPENAI_MODEL")
+        .env_remove("OPENAI_STREAM")
         .env_remove("FABRAIX_DISABLED")
         .kill_on_drop(true);
+    (example, audit)
+}
+
+async fn the_example_refuses_delete_note_and_tells_the_model(streamed: bool) {
+    let server = MockServer::start().await.unwrap();
+    let model = StandInModel::start().await.unwrap();
+    let (mut example, audit) = example(&streamed.to_string(), &model, &server).await;
     if streamed {
         example.env("OPENAI_STREAM", "1");
-    } else {
-        example.env_remove("OPENAI_STREAM");
     }
     let run = tokio::time::timeout(Duration::from_secs(120), example.output())
         .await
@@ -206,4 +215,34 @@ async fn the_example_plain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_streamed() {
     the_example_refuses_delete_note_and_tells_the_model(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fabraix_off_the_example_runs_both_tools_and_says_so() {
+    // A Fabraix it could reach, to show that nothing does.
+    let server = MockServer::start().await.unwrap();
+    let model = StandInModel::start().await.unwrap();
+    let (mut example, audit) = example("disabled", &model, &server).await;
+    let run = example.env("FABRAIX_DISABLED", "1").output();
+    let run = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the example finished")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.starts_with("FABRAIX_DISABLED is set: the Fabraix SDK is off"),
+        "{stdout}"
+    );
+    let ran = std::fs::read_to_string(&audit).unwrap();
+    let _ = std::fs::remove_file(&audit);
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        [format!("read_note {NOTE}"), format!("delete_note {NOTE}")]
+    );
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
 }

@@ -152,7 +152,13 @@ async fn a_blocked_call_never_runs_and_the_model_is_told_why(streamed: bool) {
         matches!(&refused.refusal, Refusal::Blocked { reasoning, .. } if reasoning == DELETE_REFUSAL)
     );
     assert_eq!(refused.message.tool_call_id, DELETE_CALL_ID);
-    assert!(text(&refused.message.content).contains(DELETE_REFUSAL));
+    // The words every Fabraix guard gives a model.
+    assert_eq!(
+        text(&refused.message.content),
+        format!(
+            "The call to `delete_note` did not run: Fabraix blocked it. Reason: {DELETE_REFUSAL}"
+        )
+    );
 
     // Both calls were checked before anything ran, each with the tool's declared schema
     // and the arguments the model sent (whole, although they were streamed in fragments).
@@ -235,7 +241,14 @@ async fn when_fabraix_is_unreachable_no_tool_runs() {
             "{:?}",
             refused.refusal
         );
-        assert!(text(&refused.message.content).contains("could not be checked"));
+        assert!(
+            text(&refused.message.content).starts_with(&format!(
+                "The call to `{}` did not run: Fabraix could not check it (",
+                refused.name
+            )),
+            "{:?}",
+            refused.message
+        );
     }
     let ids: Vec<&str> = checked.refused.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, [READ_CALL_ID, DELETE_CALL_ID]);
@@ -284,7 +297,7 @@ async fn with_fabraix_disabled_every_call_runs_unchecked(streamed: bool) {
     // Nothing reached Fabraix; the model calls' events were let go, and counted.
     assert!(client.flush(PATIENCE).await);
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
-    assert_eq!(client.event_stats().untraced, 4);
+    assert_eq!(client.stats().events.untraced, 4);
 }
 
 #[tokio::test]

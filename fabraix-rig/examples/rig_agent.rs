@@ -10,10 +10,13 @@
 //!   `OPENAI_BASE_URL`, a stand-in model on 127.0.0.1 answers: first it asks for both
 //!   tools, then it repeats what the tools answered.
 //! - Fabraix: `FABRAIX_API_KEY` and `FABRAIX_BASE_URL`. Without `FABRAIX_API_KEY`, an
-//!   in-process MockServer answers, and it blocks `delete_note`.
+//!   in-process MockServer answers, and it blocks `delete_note`. With `FABRAIX_DISABLED=1`
+//!   Fabraix is off: both tools run, unchecked.
 //! - `NOTES_AUDIT`: a file each tool body appends `<tool name> <note name>` to when it
 //!   runs, so what actually ran can be checked from outside.
 
+#[path = "../../examples/common/mod.rs"]
+mod common;
 #[path = "../tests/support/model.rs"]
 mod model;
 
@@ -21,7 +24,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fabraix::testing::{Endpoint, MockServer};
+use fabraix::testing::Endpoint;
 use fabraix_rig::FabraixHook;
 use rig_agent::AgentBuilder;
 use rig_core::providers::openai::{OpenAIConfig, Route};
@@ -152,21 +155,9 @@ impl PortableTool for DeleteNote {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Fabraix: the API from the environment, else a MockServer that blocks `delete_note`.
-    let fabraix = if std::env::var_os("FABRAIX_API_KEY").is_some() {
-        None
-    } else {
-        let server = MockServer::start().await?;
-        server.block_action(DeleteNote::NAME, BLOCK_REASON);
-        println!(
-            "FABRAIX_API_KEY is not set: using an in-process MockServer that blocks `delete_note`"
-        );
-        Some(server)
-    };
-    // Until `main` ends: the guard sends what is still queued before the process exits.
-    let _flush_at_exit = fabraix::init(match &fabraix {
-        Some(server) => server.client(),
-        None => fabraix::Client::from_env()?,
-    })?;
+    // Until `main` ends: its guard sends what is still queued before the process exits.
+    let setup = common::mock_unless_configured()?;
+    setup.block_action(DeleteNote::NAME, BLOCK_REASON);
 
     // The model: the API at OPENAI_BASE_URL, else the stand-in.
     let (config, stand_in) = if std::env::var_os("OPENAI_BASE_URL").is_some() {
@@ -212,7 +203,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         notes.with(|notes| notes.keys().cloned().collect::<Vec<_>>().join(", "))
     );
 
-    if let Some(server) = &fabraix {
+    if let Some(server) = &setup.server {
         println!(
             "The MockServer received {} registration(s), {} event(s) and {} check(s)",
             server.requests_to(Endpoint::RegisterAgentRun).len(),

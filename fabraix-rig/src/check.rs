@@ -1,12 +1,13 @@
 //! A tool call as Fabraix sees it, and what its verdict means for the call.
 
+use fabraix::__private::{NotRun, refusal};
 use fabraix::{Action, Verdict};
 use rig_agent::agent::DispatchAction;
 use rig_core::completion::ToolDefinition;
 use serde_json::{Value, json};
 
-use crate::disabled;
-use crate::hook::NoVerdict;
+use crate::disabled::{self, GUARD};
+use crate::settings::NoVerdict;
 
 /// The action Fabraix is asked about: the tool's name, its description and JSON Schema
 /// from the definition the model was offered, and the arguments the model sent.
@@ -59,7 +60,8 @@ impl From<fabraix::Error> for Unanswered {
     }
 }
 
-/// What rig does with the call, given what Fabraix answered.
+/// What rig does with the call, given what Fabraix answered. The model reads a refusal
+/// as the tool's result, in the words every Fabraix guard uses.
 pub(crate) fn decide(
     tool: &str,
     verdict: Result<Verdict, Unanswered>,
@@ -67,31 +69,18 @@ pub(crate) fn decide(
 ) -> DispatchAction {
     match verdict {
         Ok(verdict) if verdict.is_safe => DispatchAction::proceed(),
-        // The model reads this as the tool's result.
-        Ok(verdict) => DispatchAction::skip(blocked_message(tool, &verdict.reasoning)),
+        Ok(verdict) => {
+            DispatchAction::skip(refusal(GUARD, tool, NotRun::Blocked(&verdict.reasoning)))
+        }
         Err(Unanswered::Disabled) => disabled::run_unchecked(tool),
         Err(Unanswered::Failed(why)) => {
-            let message = unchecked_message(tool, &why);
-            tracing::warn!(tool, reason = %why, "fabraix-rig: a tool call was refused unchecked");
+            let message = refusal(GUARD, tool, NotRun::Unchecked(&why));
             match when_unchecked {
                 NoVerdict::Skip => DispatchAction::skip(message),
                 NoVerdict::Stop => DispatchAction::stop(message),
             }
         }
     }
-}
-
-/// What the model is told when Fabraix blocks a call.
-pub(crate) fn blocked_message(tool: &str, reasoning: &str) -> String {
-    format!("The call to `{tool}` was not run: Fabraix blocked it. Reason: {reasoning}")
-}
-
-/// What the model is told when no verdict could be had.
-pub(crate) fn unchecked_message(tool: &str, why: &str) -> String {
-    format!(
-        "The call to `{tool}` was not run: Fabraix could not check it ({why}), and unchecked \
-         calls are refused."
-    )
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 use fabraix::{Client, RunContext};
 use rig_agent::agent::DispatchAction;
 
+/// How this crate is named in what Fabraix's guards log.
+pub(crate) const GUARD: &str = "fabraix-rig";
+
 /// A tool call Fabraix cannot check because the SDK is disabled: it runs, and the first
 /// such call of the process says so.
 pub(crate) fn run_unchecked(tool: &str) -> DispatchAction {
-    fabraix::__private::warn_unchecked("fabraix-rig", tool);
+    fabraix::__private::warn_unchecked(GUARD, tool);
     DispatchAction::proceed()
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fabraix::{AgentId, Client, Event, EventType, IntoAgentId};
+use fabraix::{Client, Event, EventType, IntoAgentId};
 use rig_agent::agent::{
     AgentHook, DispatchAction, DispatchEvent, HookContext, ObservationAction, OutcomeAction,
     OutcomeEvent, RunSettled, RunStart, RunStartAction, SettledOutcome, StepEventKind, TextDelta,
@@ -17,31 +17,7 @@ use crate::record::{
     RunFailure, TOOL_SCHEMA, ToolRecord,
 };
 use crate::run::{Link, RunState};
-
-/// The agent id of runs the hook registers, when neither [`FabraixHook::agent_id`] nor
-/// the rig agent's name gives one.
-pub const DEFAULT_AGENT_ID: &str = "rig-agent";
-
-/// How long a rig run's end waits, by default, for the events of a run the hook
-/// registered to be sent.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What happens to a tool call when Fabraix gives no verdict on it (the API is
-/// unreachable or answers garbage, no run could be registered). Either way the call does
-/// not run: checks fail closed.
-///
-/// A disabled SDK (`FABRAIX_DISABLED=1`) is not one of these: checking is off, and the
-/// call runs, unchecked, whatever this policy says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum NoVerdict {
-    /// The call is skipped, and the model reads why as the tool's result; the run goes
-    /// on (the default).
-    #[default]
-    Skip,
-    /// The rig run is cancelled with the reason.
-    Stop,
-}
+use crate::settings::{ClientChoice, DEFAULT_FLUSH_TIMEOUT, NoVerdict, Settings};
 
 /// A rig-agent hook that reports a rig agent's runs to Fabraix: each model request is
 /// logged as a `model_input` event and each answer as a `model_output` event (streamed
@@ -73,7 +49,7 @@ pub enum NoVerdict {
 /// hook captures it when the rig run starts. Any other rig run gets a run of its own,
 /// registered at its first model request through the hook's client, with the agent id
 /// from [`agent_id`](Self::agent_id) (else the rig agent's name, else
-/// [`DEFAULT_AGENT_ID`]) and the system prompt from [`system_prompt`](Self::system_prompt)
+/// [`DEFAULT_AGENT_ID`](crate::DEFAULT_AGENT_ID)) and the system prompt from [`system_prompt`](Self::system_prompt)
 /// (else the agent's preamble, as that request carries it). A rig run spawned onto
 /// another task with a bare `tokio::spawn` does not inherit the current run; spawn it
 /// with [`fabraix::spawn`] to keep it in the fn's run.
@@ -92,43 +68,6 @@ pub enum NoVerdict {
 #[derive(Debug, Clone)]
 pub struct FabraixHook {
     settings: Arc<Settings>,
-}
-
-#[derive(Debug, Clone)]
-enum ClientChoice {
-    Global,
-    Given(Client),
-}
-
-/// The hook's configuration.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    client: ClientChoice,
-    agent_id: Option<Result<AgentId, fabraix::Error>>,
-    system_prompt: Option<String>,
-    when_unchecked: NoVerdict,
-    flush_timeout: Duration,
-}
-
-impl Settings {
-    pub(crate) fn client(&self) -> Result<Client, fabraix::Error> {
-        match &self.client {
-            ClientChoice::Global => fabraix::global_client().cloned(),
-            ClientChoice::Given(client) => Ok(client.clone()),
-        }
-    }
-
-    pub(crate) fn agent_id(&self, agent_name: Option<&str>) -> Result<AgentId, fabraix::Error> {
-        match &self.agent_id {
-            Some(id) => id.clone(),
-            None => AgentId::parse(agent_name.unwrap_or(DEFAULT_AGENT_ID))
-                .or_else(|_| AgentId::parse(DEFAULT_AGENT_ID)),
-        }
-    }
-
-    pub(crate) fn system_prompt<'a>(&'a self, preamble: Option<&'a str>) -> &'a str {
-        self.system_prompt.as_deref().or(preamble).unwrap_or("")
-    }
 }
 
 impl Default for FabraixHook {
@@ -170,8 +109,9 @@ impl FabraixHook {
     }
 
     /// The agent id of the runs the hook registers: a name (mapped to a stable UUID by
-    /// [`AgentId::from_name`]), a UUID, or an [`AgentId`]. An invalid id (an empty name)
-    /// makes registration fail, so the run's tool calls are refused.
+    /// [`AgentId::from_name`](fabraix::AgentId::from_name)), a UUID, or an
+    /// [`AgentId`](fabraix::AgentId). An invalid id (an empty name) makes registration
+    /// fail, so the run's tool calls are refused.
     pub fn agent_id(self, id: impl IntoAgentId) -> Self {
         let id = id.into_agent_id();
         self.set(|settings| settings.agent_id = Some(id))

@@ -62,6 +62,8 @@ mod disabled;
 mod hook;
 mod record;
 mod run;
+mod settings;
 mod stream;
 
-pub use hook::{DEFAULT_AGENT_ID, DEFAULT_FLUSH_TIMEOUT, FabraixHook, NoVerdict};
+pub use hook::FabraixHook;
+pub use settings::{DEFAULT_AGENT_ID, DEFAULT_FLUSH_TIMEOUT, NoVerdict};

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::check::Unanswered;
 use crate::disabled;
-use crate::hook::Settings;
+use crate::settings::Settings;
 use crate::stream::StreamedTurn;
 
 /// The Fabraix run a rig run reports to.

@@ -144,7 +144,7 @@ async fn an_agent_fn_of_a_disabled_sdk_runs_the_tools_unchecked() {
     assert!(answer.contains("deleted `groceries`"), "{answer}");
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
     // The run's six events were let go, counted on the fn's client.
-    assert_eq!(disabled.event_stats().untraced, 6);
+    assert_eq!(disabled.stats().events.untraced, 6);
 }
 
 #[tokio::test]

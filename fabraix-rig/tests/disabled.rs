@@ -80,7 +80,7 @@ fn with_fabraix_disabled_every_tool_call_runs_unchecked_with_one_warning() {
     // Nothing reached Fabraix; the three runs' events were let go and counted.
     let global = fabraix::global_client().unwrap();
     assert!(global.is_disabled());
-    assert_eq!(global.event_stats().untraced, 18);
+    assert_eq!(global.stats().events.untraced, 18);
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
     // The warning came once for the six calls, and no call was refused.
     let logs = captured.text();

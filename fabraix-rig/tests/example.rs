@@ -75,8 +75,18 @@ async fn run_example(env: Vec<(&'static str, String)>) -> Output {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_against_a_stand_in_model_and_a_blocking_fabraix() {
+/// What a run of the example against the stand-ins left: the Fabraix it could reach, the
+/// model, what it printed, and which tools ran (its audit file).
+struct Ran {
+    server: MockServer,
+    model: StandInModel,
+    stdout: String,
+    tools_ran: String,
+}
+
+/// Runs the example, to success, against a stand-in model that asks for both tools and a
+/// MockServer that blocks `delete_note`, with `env` too.
+async fn run_against_stand_ins(name: &str, env: &[(&'static str, &str)]) -> Ran {
     let server = MockServer::start().await.unwrap();
     server.block_action("delete_note", EXAMPLE_BLOCK_REASON);
     let model = StandInModel::start([
@@ -88,27 +98,43 @@ async fn the_example_against_a_stand_in_model_and_a_blocking_fabraix() {
     ])
     .await
     .unwrap();
-    let audit = audit_path("stand-ins");
-
-    let output = run_example(vec![
+    let audit = audit_path(name);
+    let mut all = vec![
         ("OPENAI_BASE_URL", model.url().to_owned()),
         ("OPENAI_API_KEY", "stand-in-key".to_owned()),
         ("FABRAIX_API_KEY", server.api_key().to_owned()),
         ("FABRAIX_BASE_URL", server.url()),
         ("NOTES_AUDIT", audit.display().to_string()),
-    ])
-    .await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    ];
+    all.extend(env.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    let output = run_example(all).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let tools_ran = std::fs::read_to_string(&audit).unwrap_or_default();
+    let _ = std::fs::remove_file(&audit);
+    Ran {
+        server,
+        model,
+        stdout,
+        tools_ran,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_against_a_stand_in_model_and_a_blocking_fabraix() {
+    let Ran {
+        server,
+        model,
+        stdout,
+        tools_ran,
+    } = run_against_stand_ins("stand-ins", &[]).await;
 
     // `delete_note` never ran; `read_note` did.
-    let ran = std::fs::read_to_string(&audit).unwrap();
-    assert_eq!(ran, "read_note old-todo\n");
-    let _ = std::fs::remove_file(&audit);
+    assert_eq!(tools_ran, "read_note old-todo\n");
 
     // One run.
     let registrations = server.requests_to(Endpoint::RegisterAgentRun);
@@ -191,7 +217,7 @@ async fn the_example_runs_offline() {
     assert!(stdout.contains("in-process MockServer"), "{stdout}");
     assert!(stdout.contains("stand-in model"), "{stdout}");
     assert!(
-        stdout.contains("`delete_note` was not run: Fabraix blocked it"),
+        stdout.contains("The call to `delete_note` did not run: Fabraix blocked it"),
         "{stdout}"
     );
     assert!(
@@ -201,5 +227,23 @@ async fn the_example_runs_offline() {
     assert!(
         stdout.contains("1 registration(s), 6 event(s) and 2 check(s)"),
         "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fabraix_off_the_example_runs_both_tools_and_says_so() {
+    let ran = run_against_stand_ins("disabled", &[("FABRAIX_DISABLED", "1")]).await;
+    assert!(
+        ran.stdout
+            .starts_with("FABRAIX_DISABLED is set: the Fabraix SDK is off"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(ran.tools_ran, "read_note old-todo\ndelete_note old-todo\n");
+    // A Fabraix it could reach, and nothing reached it.
+    assert!(
+        ran.server.requests().is_empty(),
+        "{:#?}",
+        ran.server.requests()
     );
 }

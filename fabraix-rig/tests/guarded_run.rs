@@ -32,8 +32,13 @@ async fn a_blocked_call_never_runs_and_the_model_reads_why() {
     assert_eq!(read.0, "call_1");
     assert_eq!(read.1, GROCERIES);
     assert_eq!(delete.0, "call_2");
-    assert!(delete.1.contains(BLOCK_REASON), "{delete:?}");
-    assert!(delete.1.contains("`delete_note` was not run"), "{delete:?}");
+    // The words every Fabraix guard gives a model.
+    assert_eq!(
+        delete.1,
+        format!(
+            "The call to `delete_note` did not run: Fabraix blocked it. Reason: {BLOCK_REASON}"
+        )
+    );
     assert!(
         answer.output().contains(BLOCK_REASON),
         "{}",

@@ -36,10 +36,12 @@ pub mod testing;
 
 pub use api::DEFAULT_BASE_URL;
 pub use client::{Client, ClientBuilder, InitGuard, Stats, global_client, init};
+#[allow(deprecated)] // the old name, kept for those who use it
+pub use context::event_stats;
 pub use context::{
     RunContext, TraceFutureExt, Traced, check_action, check_action_blocking, current_run,
-    current_trace, event_stats, flush, flush_blocking, log_event, scope, spawn, spawn_blocking,
-    stats, sync_scope,
+    current_trace, flush, flush_blocking, log_event, scope, spawn, spawn_blocking, stats,
+    sync_scope,
 };
 pub use export::EventStats;
 pub use model::{

@@ -1,5 +1,5 @@
-//! Tests that drive a program from outside the project (Chromium and chromedriver, Python's
-//! `mcp` package, `redis-server`) find it, or do not run and say so where the person running
+//! Tests that drive a program from outside the project (Chromium and chromedriver, Python
+//! and its `mcp` package, `redis-server`) find it, or do not run and say so where the person running
 //! the tests sees it. Under CI (`CI` set) a missing program fails the test instead.
 //!
 //! Shared by every crate's tests through `#[path]`:
@@ -31,6 +31,13 @@ pub struct Program {
 pub const CHROMIUM: Program = Program {
     needs: "chromium and chromedriver",
     install: "apt-get install chromium chromium-driver",
+};
+
+/// A Python 3 interpreter (its standard library only): `python3` on `PATH`, or the one
+/// `FABRAIX_PYTHON` names.
+pub const PYTHON: Program = Program {
+    needs: "python3",
+    install: "apt-get install python3",
 };
 
 /// The official MCP Python SDK, importable by `python3` (or `FABRAIX_MCP_PYTHON`).
@@ -88,7 +95,10 @@ pub fn find_on_path(name: &str, override_var: &str) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{override_var} names {}, not a file", path.display()))
+            Err(format!(
+                "{override_var} names {}, not a file",
+                path.display()
+            ))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();

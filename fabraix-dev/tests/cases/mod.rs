@@ -249,6 +249,19 @@ pub fn cases() -> Vec<Case> {
             "INVALID_TIMESTAMP",
         ),
         invalid(
+            "register: timestamp February 30",
+            REG,
+            |_| {
+                with(
+                    register_body(),
+                    "timestamp",
+                    json!("2024-02-30T14:30:45.123Z"),
+                )
+            },
+            400,
+            "INVALID_TIMESTAMP",
+        ),
+        invalid(
             "register: timestamp a number",
             REG,
             |_| with(register_body(), "timestamp", json!(1_705_329_045.123)),

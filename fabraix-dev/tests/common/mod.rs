@@ -93,9 +93,10 @@ impl DevServer {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Runs `agent.py` with `plan` against this server; answers what it printed.
-    pub fn run_agent(&self, plan: &Value) -> Value {
-        python_agent(&self.base_url, &self.api_key, &plan.to_string())
+    /// Runs `agent.py` with `python` and `plan` against this server; answers what it
+    /// printed.
+    pub fn run_agent(&self, python: &Path, plan: &Value) -> Value {
+        python_agent(python, &self.base_url, &self.api_key, &plan.to_string())
     }
 }
 
@@ -118,18 +119,18 @@ impl Drop for DevServer {
     }
 }
 
-/// Runs `tests/agent.py` (Python's urllib, no code of this project) with `plan` (JSON
-/// text: the agent sends each content's keys in the order written there).
-pub fn python_agent(base_url: &str, api_key: &str, plan: &str) -> Value {
+/// Runs `tests/agent.py` (Python's urllib, no code of this project) with `python` and
+/// `plan` (JSON text: the agent sends each content's keys in the order written there).
+pub fn python_agent(python: &Path, base_url: &str, api_key: &str, plan: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent.py");
-    let output = Command::new("python3")
+    let output = Command::new(python)
         .arg(script)
         .arg(plan)
         .env("FABRAIX_BASE_URL", base_url)
         .env("FABRAIX_API_KEY", api_key)
         .stdin(Stdio::null())
         .output()
-        .expect("python3 runs (it is part of the machine)");
+        .expect("python3 runs");
     assert!(
         output.status.success(),
         "agent.py failed: {}\n{}",

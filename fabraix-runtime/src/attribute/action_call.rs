@@ -1,12 +1,11 @@
 //! What the `#[fabraix::action]` expansion calls: describe the call, check it, record it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::agent_run::ErrorReturn;
+use super::guard::{NotRun, refusal, warn_unchecked};
 use crate::context as current;
 use crate::model::{
     Action, Error, Event, EventType, NOT_FINITE, Verdict, attach_definitions, has_non_finite,
@@ -148,6 +147,9 @@ impl ActionArgs {
     }
 }
 
+/// How `#[fabraix::action]` is named in what guards log.
+const GUARD: &str = "#[fabraix::action]";
+
 /// One described call, about to be checked.
 #[derive(Debug)]
 pub struct ActionCall {
@@ -160,20 +162,34 @@ impl ActionCall {
     /// Asks `/check` in the current run; `Err` unless the verdict approves the call. With
     /// the SDK disabled the call is let through unchecked (see [`unchecked`](Self::unchecked)).
     pub async fn check(self) -> Result<ApprovedCall, Error> {
-        match current::check_action(&self.action).await {
-            Ok(verdict) => Ok(self.approved(verdict.require_safe()?)),
-            Err(Error::Disabled) => Ok(self.unchecked()),
-            Err(error) => Err(error),
-        }
+        let verdict = current::check_action(&self.action).await;
+        self.decide(verdict)
     }
 
     /// [`check`](Self::check) for sync fns: blocks until the verdict.
     pub fn check_blocking(self) -> Result<ApprovedCall, Error> {
-        match current::check_action_blocking(&self.action) {
-            Ok(verdict) => Ok(self.approved(verdict.require_safe()?)),
-            Err(Error::Disabled) => Ok(self.unchecked()),
-            Err(error) => Err(error),
-        }
+        let verdict = current::check_action_blocking(&self.action);
+        self.decide(verdict)
+    }
+
+    /// The call runs on an approving verdict, or unchecked when the SDK is disabled. Else
+    /// the fn returns the error, and the refusal is logged in the words every guard uses.
+    fn decide(self, verdict: Result<Verdict, Error>) -> Result<ApprovedCall, Error> {
+        let refused = match verdict {
+            Ok(verdict) => match verdict.require_safe() {
+                Ok(verdict) => return Ok(self.approved(verdict)),
+                Err(blocked) => blocked,
+            },
+            Err(Error::Disabled) => return Ok(self.unchecked()),
+            Err(error) => error,
+        };
+        let why = match &refused {
+            Error::Blocked { reasoning, .. } => NotRun::Blocked(reasoning),
+            error => NotRun::Unchecked(error),
+        };
+        // The caller gets the typed error; the text is for the log.
+        refusal(GUARD, &self.name, why);
+        Err(refused)
     }
 
     fn approved(self, verdict: Verdict) -> ApprovedCall {
@@ -189,7 +205,7 @@ impl ActionCall {
     /// the process says so. Only a disabled SDK does this: every other reason for having no
     /// verdict (no run, a failed registration, an unreachable API) refuses the call.
     fn unchecked(self) -> ApprovedCall {
-        warn_unchecked("#[fabraix::action]", &self.name);
+        warn_unchecked(GUARD, &self.name);
         // Its `tool` event is let go, as every event of a disabled SDK is (and counted).
         ApprovedCall {
             name: self.name,
@@ -242,35 +258,6 @@ fn tool_event_schema() -> Value {
 /// `Err(error.into())` in the fn's return type.
 pub fn refuse<R: ActionReturn>(error: Error) -> R {
     R::from_error(error)
-}
-
-/// A guarded tool call runs without a verdict because the SDK is disabled. The first such
-/// call of the process says so, whichever guard made it (`#[fabraix::action]`, or an
-/// integration: `fabraix-mcp`, `fabraix-rig`, `fabraix-openai`): one warning per process,
-/// naming the guard and the tool.
-pub fn warn_unchecked(guard: &'static str, tool: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            target: "fabraix",
-            guard,
-            tool,
-            "fabraix is disabled: guarded tool calls run unchecked"
-        );
-    }
-}
-
-/// What a guard does with a call that got no verdict because of `error`: `Ok(())` when the
-/// SDK is disabled (the call runs unchecked, see [`warn_unchecked`]), else `Err(error)`:
-/// every other reason for having no verdict refuses the call.
-pub fn unchecked_if_disabled(error: Error, guard: &'static str, tool: &str) -> Result<(), Error> {
-    match error {
-        Error::Disabled => {
-            warn_unchecked(guard, tool);
-            Ok(())
-        }
-        error => Err(error),
-    }
 }
 
 /// Calls `f` once: the body of a sync action fn, as an `FnOnce` so it may return borrows of

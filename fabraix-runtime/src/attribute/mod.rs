@@ -2,15 +2,17 @@
 //! only through `__private`; not API.
 //!
 //! - `agent_run.rs`: register a run on entry, make it current, flush its events on exit;
-//! - `action_call.rs`: describe an action call, check it, record it as a `tool` event.
+//! - `action_call.rs`: describe an action call, check it, record it as a `tool` event;
+//! - `guard.rs`: what every guard of tool calls shares with the integrations' guards.
 
 mod action_call;
 mod agent_run;
+mod guard;
 
 pub use action_call::{
     ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
-    unchecked_if_disabled, warn_unchecked,
 };
 pub use agent_run::{
     AgentRun, ErrorReturn, RunFuture, RunGuard, Unstarted, agent_id, system_prompt,
 };
+pub use guard::{NotRun, refusal, unchecked_if_disabled, warn_unchecked};

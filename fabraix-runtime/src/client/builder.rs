@@ -32,7 +32,7 @@ use crate::model::{Error, RateLimit};
 /// ```
 /// use std::time::Duration;
 ///
-/// let client = fabraix_runtime::Client::builder()
+/// let client = fabraix::Client::builder()
 ///     .api_key("sk-example")
 ///     .base_url("https://api.fabraix.com/v1")
 ///     .timeout(Duration::from_secs(5))

@@ -20,11 +20,11 @@ static GLOBAL: OnceCell<Client> = OnceCell::new();
 /// from the environment, returns [`Error::AlreadyInitialized`] and changes nothing.
 ///
 /// ```
-/// let client = fabraix_runtime::Client::builder().disabled(true).build().unwrap();
-/// let _fabraix = fabraix_runtime::init(client.clone()).unwrap();
+/// let client = fabraix::Client::builder().disabled(true).build().unwrap();
+/// let _fabraix = fabraix::init(client.clone()).unwrap();
 /// assert!(matches!(
-///     fabraix_runtime::init(client),
-///     Err(fabraix_runtime::Error::AlreadyInitialized)
+///     fabraix::init(client),
+///     Err(fabraix::Error::AlreadyInitialized)
 /// ));
 /// // ... the program's work; `_fabraix` flushes when `main` returns.
 /// ```

@@ -32,8 +32,8 @@ use crate::model::{
 /// own).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), fabraix_runtime::Error> {
-/// use fabraix_runtime::Client;
+/// # async fn demo() -> Result<(), fabraix::Error> {
+/// use fabraix::Client;
 ///
 /// let client = Client::from_env()?;
 /// let trace = client
@@ -264,18 +264,22 @@ impl Client {
         )
     }
 
-    /// The event exporter's counters: queued, sent, failed, dropped, still in the queue, and
-    /// let go for want of a trace.
+    /// The event exporter's counters: the `events` of [`stats`](Self::stats).
+    #[deprecated(
+        since = "0.1.0",
+        note = "one name for what a client has done: use `stats().events`"
+    )]
     pub fn event_stats(&self) -> EventStats {
         self.inner.counters.stats()
     }
 
-    /// The event counters, and how the key's rate limit went: 429s received, time spent
-    /// waiting for the budget, the current pace.
+    /// What the client has done: its event counters (queued, sent, failed, dropped, still
+    /// in the queue, let go for want of a trace), and how the key's rate limit went (429s
+    /// received, time spent waiting for the budget, the current pace).
     pub fn stats(&self) -> Stats {
         let budget = self.inner.api.budget_stats();
         Stats {
-            events: self.event_stats(),
+            events: self.inner.counters.stats(),
             rate_limited: budget.rate_limited,
             waited_for_budget: budget.waited,
             pace: budget.pace,

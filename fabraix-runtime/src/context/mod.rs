@@ -21,9 +21,9 @@ mod traced;
 
 use std::future::Future;
 
-pub use run_calls::{
-    check_action, check_action_blocking, event_stats, flush, flush_blocking, log_event, stats,
-};
+#[allow(deprecated)] // the old name, kept for those who use it
+pub use run_calls::event_stats;
+pub use run_calls::{check_action, check_action_blocking, flush, flush_blocking, log_event, stats};
 pub(crate) use slot::Slot;
 pub use traced::{SyncScope, Traced};
 
@@ -36,9 +36,9 @@ use crate::model::Trace;
 ///
 /// ```
 /// # fn demo() {
-/// let run = fabraix_runtime::current_run();
+/// let run = fabraix::current_run();
 /// std::thread::spawn(move || {
-///     let work = || fabraix_runtime::current_trace();
+///     let work = || fabraix::current_trace();
 ///     match run {
 ///         Some(run) => run.sync_scope(work),
 ///         None => work(),
@@ -104,8 +104,8 @@ impl RunContext {
 /// hand. Its events and checks go through the client that registered it.
 ///
 /// ```
-/// # async fn demo(trace: fabraix_runtime::Trace) {
-/// let seen = fabraix_runtime::scope(trace, async { fabraix_runtime::current_trace() }).await;
+/// # async fn demo(trace: fabraix::Trace) {
+/// let seen = fabraix::scope(trace, async { fabraix::current_trace() }).await;
 /// assert_eq!(seen, Some(trace));
 /// # }
 /// ```
@@ -116,11 +116,11 @@ pub fn scope<F: Future>(trace: Trace, future: F) -> Traced<F> {
 /// Runs `f` with `trace` as the current run, then restores the previous one (also on panic).
 ///
 /// ```
-/// # use fabraix_runtime::{AgentId, Trace, TraceId};
+/// # use fabraix::{AgentId, Trace, TraceId};
 /// # let trace = Trace::new(TraceId::from_uuid(uuid::Uuid::nil()), AgentId::from_name("a").unwrap(), chrono::Utc::now());
-/// let seen = fabraix_runtime::sync_scope(trace, fabraix_runtime::current_trace);
+/// let seen = fabraix::sync_scope(trace, fabraix::current_trace);
 /// assert_eq!(seen, Some(trace));
-/// assert_eq!(fabraix_runtime::current_trace(), None);
+/// assert_eq!(fabraix::current_trace(), None);
 /// ```
 pub fn sync_scope<R>(trace: Trace, f: impl FnOnce() -> R) -> R {
     RunContext::for_trace(trace).sync_scope(f)
@@ -133,7 +133,7 @@ pub fn sync_scope<R>(trace: Trace, f: impl FnOnce() -> R) -> R {
 /// read.
 ///
 /// ```
-/// assert!(fabraix_runtime::current_trace().is_none());
+/// assert!(fabraix::current_trace().is_none());
 /// ```
 #[inline]
 pub fn current_trace() -> Option<Trace> {
@@ -145,10 +145,10 @@ pub fn current_trace() -> Option<Trace> {
 /// A bare `tokio::spawn` does not inherit the current run; wrap the future first:
 ///
 /// ```
-/// use fabraix_runtime::TraceFutureExt;
+/// use fabraix::TraceFutureExt;
 ///
 /// # async fn demo() {
-/// let handle = tokio::spawn(async { fabraix_runtime::current_trace() }.in_current_trace());
+/// let handle = tokio::spawn(async { fabraix::current_trace() }.in_current_trace());
 /// # let _ = handle.await;
 /// # }
 /// ```

@@ -30,14 +30,22 @@ fn client() -> Result<Client, Error> {
 ///   event is let go and counted in [`EventStats::untraced`] of the run's client (its
 ///   `client = …`, else the global client, if one has been set or built). The registration
 ///   failure itself was reported once, when the run started.
-/// - A full queue: [`Error::QueueFull`]; the event is dropped and counted. It never blocks.
+/// - A full queue: [`Error::QueueFull`]; the event is dropped, counted and reported
+///   through `tracing`. It never blocks.
+///
+/// Telemetry should never fail the agent: let the error go, or log it, rather than
+/// return it with `?`.
 ///
 /// ```no_run
-/// use fabraix_runtime::{Event, EventType};
+/// use fabraix::{Event, EventType};
 ///
-/// # fn demo() -> Result<(), fabraix_runtime::Error> {
-/// fabraix_runtime::log_event(Event::text(EventType::User, "Where is my parcel?"))?;
-/// # Ok(()) }
+/// // Let it go: a drop is counted (`fabraix::stats()`) and reported through `tracing`.
+/// let _ = fabraix::log_event(Event::text(EventType::User, "Where is my parcel?"));
+///
+/// // Or say so in the agent's own log.
+/// if let Err(error) = fabraix::log_event(Event::text(EventType::ModelOutput, "Tomorrow.")) {
+///     tracing::warn!(%error, "an event was not logged");
+/// }
 /// ```
 pub fn log_event(event: Event) -> Result<(), Error> {
     match slot::current() {
@@ -120,9 +128,14 @@ pub fn flush_blocking(timeout: Duration) -> bool {
     with_client(|client| Ok(client.flush_blocking(timeout))).unwrap_or(true)
 }
 
-/// The event counters of the current run's client (or the global one).
+/// The event counters of the current run's client (or the global one): the `events` of
+/// [`stats`]; all zero when there is no client.
+#[deprecated(
+    since = "0.1.0",
+    note = "one name for what a client has done: use `fabraix::stats()`, whose `events` field holds these counts"
+)]
 pub fn event_stats() -> EventStats {
-    with_client(|client| Ok(client.event_stats())).unwrap_or_default()
+    stats().map(|stats| stats.events).unwrap_or_default()
 }
 
 /// [`Client::stats`] of the current run's client (or the global one); `None` when there is

@@ -27,7 +27,7 @@ use crate::api::{Api, io_thread};
 use crate::model::wire;
 use crate::model::{Error, Event, EventType, TraceId};
 
-/// The exporter's counters, for [`Client::event_stats`](crate::Client::event_stats).
+/// The exporter's counters: the `events` of [`Client::stats`](crate::Client::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventStats {

@@ -13,7 +13,7 @@ use super::event::to_json;
 /// does, the JSON Schema of its parameters, and the arguments of this call.
 ///
 /// ```
-/// use fabraix_runtime::Action;
+/// use fabraix::Action;
 /// use serde_json::json;
 ///
 /// let transfer = Action::new("transfer_funds")
@@ -162,8 +162,8 @@ impl Verdict {
     /// The verdict if it approves the action, else [`Error::Blocked`] with its reasoning.
     ///
     /// ```no_run
-    /// # async fn demo(action: fabraix_runtime::Action) -> Result<(), fabraix_runtime::Error> {
-    /// fabraix_runtime::check_action(&action).await?.require_safe()?;
+    /// # async fn demo(action: fabraix::Action) -> Result<(), fabraix::Error> {
+    /// fabraix::check_action(&action).await?.require_safe()?;
     /// // ... take the action
     /// # Ok(()) }
     /// ```

@@ -90,7 +90,7 @@ impl FromStr for EventType {
 /// the data conforms to.
 ///
 /// ```
-/// use fabraix_runtime::{Event, EventType};
+/// use fabraix::{Event, EventType};
 ///
 /// let said = Event::text(EventType::User, "Where is my order?");
 /// assert_eq!(said.content(), r#"{"text":"Where is my order?"}"#);
@@ -140,7 +140,7 @@ impl Event {
     /// boolean).
     ///
     /// ```
-    /// use fabraix_runtime::{Error, Event, EventType};
+    /// use fabraix::{Error, Event, EventType};
     ///
     /// let reading = serde_json::json!({ "type": "object" });
     /// let broken = Event::json(EventType::Environment, &[1.0, f64::NAN], reading);

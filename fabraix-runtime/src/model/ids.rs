@@ -12,18 +12,20 @@ use super::error::Error;
 ///
 /// The Fabraix API wants a UUID, while agents are usually known by a name
 /// (`cs-agent-prod-v1`). [`AgentId::from_name`] maps a name to a stable UUID, the same in
-/// every run, process and machine, and in any language that follows the rule stated there.
+/// every run, process and machine, and in any language that follows the rule stated there;
+/// [`AgentId::parse`] reads a UUID. Where the SDK takes an agent id as text
+/// (`#[fabraix::agent(id = …)]`, [`Client::register_agent_run`](crate::Client::register_agent_run),
+/// see [`IntoAgentId`]) it takes either: a UUID as is, anything else as a name.
 ///
 /// ```
-/// use fabraix_runtime::AgentId;
+/// use fabraix::AgentId;
 ///
-/// let a = AgentId::from_name("cs-agent-prod-v1").unwrap();
-/// let b = AgentId::parse("cs-agent-prod-v1").unwrap();
-/// assert_eq!(a, b);
-/// assert_eq!(a.as_uuid().get_version_num(), 5);
+/// let named = AgentId::from_name("cs-agent-prod-v1").unwrap();
+/// assert_eq!(named.as_uuid().get_version_num(), 5);
+/// assert!(AgentId::parse("cs-agent-prod-v1").is_err()); // a name, not a UUID
 ///
-/// let c = AgentId::parse("0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a10").unwrap();
-/// assert_eq!(c.to_string(), "0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a10");
+/// let given = AgentId::parse("0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a10").unwrap();
+/// assert_eq!(given.to_string(), "0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a10");
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -40,7 +42,7 @@ impl AgentId {
     /// A name that is empty or only whitespace is an [`Error::InvalidAgentId`].
     ///
     /// ```
-    /// # use fabraix_runtime::AgentId;
+    /// # use fabraix::AgentId;
     /// // Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "https://fabraix.com/agents"), "cs-agent-prod-v1")
     /// assert_eq!(
     ///     AgentId::from_name("cs-agent-prod-v1").unwrap().to_string(),
@@ -56,13 +58,29 @@ impl AgentId {
         Ok(Self(Uuid::new_v5(&Self::NAMESPACE, name.as_bytes())))
     }
 
-    /// Reads an agent id: a UUID string is used as is; any other non-blank text is a name,
-    /// mapped by [`AgentId::from_name`].
-    ///
-    /// Text that looks like a UUID but is not one (a digit short, a stray letter, `_`
-    /// between the groups) is an [`Error::InvalidAgentId`] rather than silently becoming a
-    /// different agent.
+    /// Reads an agent id written as a UUID (hyphenated, simple, braced or `urn:uuid:`, in
+    /// either letter case). Anything else is an [`Error::InvalidAgentId`]: a name is not
+    /// a UUID, and becomes an agent id through [`AgentId::from_name`] (or wherever the SDK
+    /// takes an [`IntoAgentId`]).
     pub fn parse(text: &str) -> Result<Self, Error> {
+        Uuid::try_parse(text)
+            .map(Self)
+            .map_err(|_| Error::InvalidAgentId {
+                reason: if text.trim().is_empty() {
+                    "the agent id is empty".into()
+                } else if looks_like_uuid(text) {
+                    "the agent id looks like a UUID but is not a valid one".into()
+                } else {
+                    format!("`{text}` is not a UUID (for a name, use `AgentId::from_name`)")
+                },
+            })
+    }
+
+    /// A UUID as is, any other non-blank text as a name ([`AgentId::from_name`]): how
+    /// [`IntoAgentId`] reads text. Text that looks like a UUID but is not one (a digit
+    /// short, a stray letter, `_` between the groups) is an [`Error::InvalidAgentId`]
+    /// rather than silently the name of a different agent.
+    fn from_uuid_or_name(text: &str) -> Result<Self, Error> {
         if let Ok(uuid) = Uuid::try_parse(text) {
             return Ok(Self(uuid));
         }
@@ -160,30 +178,44 @@ impl From<AgentId> for Uuid {
 /// Anything that names an agent: a name or UUID as text (`&str`, `String`), an
 /// [`AgentId`], or a `uuid::Uuid`. Taken by `#[fabraix::agent(id = …)]` and
 /// [`Client::register_agent_run`](crate::Client::register_agent_run).
+///
+/// Text is a UUID when it reads as one ([`AgentId::parse`]), else a name
+/// ([`AgentId::from_name`]); text that looks like a UUID without being one, or is blank, is
+/// an [`Error::InvalidAgentId`].
+///
+/// ```
+/// use fabraix::{AgentId, IntoAgentId};
+///
+/// assert_eq!("cs-agent-prod-v1".into_agent_id()?, AgentId::from_name("cs-agent-prod-v1")?);
+/// let uuid = "0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a10";
+/// assert_eq!(uuid.into_agent_id()?, AgentId::parse(uuid)?);
+/// assert!("0b1c6f6e-0d0e-4a4e-9d1e-6a2c1f3b2a1".into_agent_id().is_err());
+/// # Ok::<(), fabraix::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "an agent id must be a name or UUID (`&str`, `String`), an `AgentId` or a `uuid::Uuid`, not `{Self}`",
     label = "write a name such as `\"support-bot\"`"
 )]
 pub trait IntoAgentId {
-    /// Reads the id as [`AgentId::parse`] does.
+    /// The agent id: see the trait's docs for how text is read.
     fn into_agent_id(self) -> Result<AgentId, Error>;
 }
 
 impl IntoAgentId for &str {
     fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(self)
+        AgentId::from_uuid_or_name(self)
     }
 }
 
 impl IntoAgentId for String {
     fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(&self)
+        AgentId::from_uuid_or_name(&self)
     }
 }
 
 impl IntoAgentId for &String {
     fn into_agent_id(self) -> Result<AgentId, Error> {
-        AgentId::parse(self)
+        AgentId::from_uuid_or_name(self)
     }
 }
 
@@ -285,7 +317,7 @@ mod tests {
         ] {
             assert!(looks_like_uuid(text), "{text}");
             assert!(matches!(
-                AgentId::parse(text),
+                text.into_agent_id(),
                 Err(Error::InvalidAgentId { .. })
             ));
         }

@@ -14,7 +14,7 @@ use super::error::Error;
 ///
 /// ```
 /// use std::time::Duration;
-/// use fabraix_runtime::RateLimit;
+/// use fabraix::RateLimit;
 ///
 /// let dev: RateLimit = "60/min,1000/h".parse().unwrap();
 /// assert_eq!(dev, RateLimit::development());

@@ -1,4 +1,5 @@
-//! The API's request and response bodies, exactly as API.md documents them.
+//! The API's request and response bodies, exactly as the API reference documents them
+//! (`testing/openapi.json`).
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};

@@ -30,8 +30,8 @@
 //!   that is not UTF-8) is no trace: never a panic, never an error.
 //!
 //! ```
-//! use fabraix_runtime::propagation::{self, TRACEPARENT};
-//! # use fabraix_runtime::{AgentId, Trace, TraceId};
+//! use fabraix::propagation::{self, TRACEPARENT};
+//! # use fabraix::{AgentId, Trace, TraceId};
 //! # let trace = Trace::new(
 //! #     "4bf92f35-77b3-4da6-a3ce-929d0e0e4736".parse::<TraceId>().unwrap(),
 //! #     AgentId::from_name("cs-agent-prod-v1").unwrap(),
@@ -113,7 +113,7 @@ pub const BAGGAGE: &str = "baggage";
 /// A trace whose id is the nil UUID cannot be a W3C trace id: nothing is written for it.
 ///
 /// ```
-/// # use fabraix_runtime::{AgentId, Trace, TraceId, propagation};
+/// # use fabraix::{AgentId, Trace, TraceId, propagation};
 /// # let trace = Trace::new(TraceId::from_uuid(uuid::Uuid::new_v4()),
 /// #     AgentId::from_name("a").unwrap(), chrono::Utc::now());
 /// let mut meta = serde_json::Map::new(); // e.g. an MCP request's `_meta`
@@ -147,7 +147,7 @@ pub fn inject_current(carrier: &mut (impl Injector + ?Sized)) -> Option<Trace> {
 /// a header map, such as `reqwest` (`request.headers(propagation::current_headers())`).
 ///
 /// ```
-/// let headers = fabraix_runtime::propagation::current_headers();
+/// let headers = fabraix::propagation::current_headers();
 /// assert!(headers.is_empty()); // no run here
 /// ```
 pub fn current_headers() -> http::HeaderMap {

@@ -15,7 +15,7 @@ use super::inject_current;
 /// caller's task calls it.
 ///
 /// ```
-/// use fabraix_runtime::propagation::PropagateLayer;
+/// use fabraix::propagation::PropagateLayer;
 /// use tower_layer::Layer;
 /// use tower_service::Service;
 ///
@@ -34,18 +34,18 @@ use super::inject_current;
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// # let trace = fabraix_runtime::Trace::new(
-/// #     fabraix_runtime::TraceId::from_uuid(uuid::Uuid::new_v4()),
-/// #     fabraix_runtime::AgentId::from_name("a").unwrap(),
+/// # let trace = fabraix::Trace::new(
+/// #     fabraix::TraceId::from_uuid(uuid::Uuid::new_v4()),
+/// #     fabraix::AgentId::from_name("a").unwrap(),
 /// #     "2024-01-15T14:30:45.123Z".parse().unwrap(),
 /// # );
 /// let mut client = PropagateLayer::new().layer(Http);
-/// let sent = fabraix_runtime::scope(trace, async move {
+/// let sent = fabraix::scope(trace, async move {
 ///     client.call(http::Request::new(String::new())).await
 /// })
 /// .await
 /// .unwrap();
-/// assert_eq!(fabraix_runtime::propagation::extract(&sent), Some(trace));
+/// assert_eq!(fabraix::propagation::extract(&sent), Some(trace));
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, Default)]

@@ -4,20 +4,34 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{TRACEPARENT, extract};
-use crate::client::Client;
+use crate::client::{Client, global_client};
 use crate::context::{RunContext, Slot, Traced};
-use crate::model::Trace;
+use crate::model::{Error, Trace};
 
 /// The run a request from `trace`'s caller is handled in: that trace, with its events and
 /// checks going through `client` (else the global client). No run is registered for it.
 fn inbound_run(trace: Trace, client: Option<Client>) -> RunContext {
     RunContext::new(Slot::Traced(trace), client)
+}
+
+/// The run a request without a trace is handled in when the SDK is disabled: one without
+/// a trace, as a disabled SDK's agent fns have, so that the handler's guarded tools run
+/// unchecked (rather than refuse for want of a run) and its events are let go, counted.
+/// `None` when the SDK is on (or no client can be had): the request is served outside any
+/// run.
+fn disabled_run(client: &Option<Client>) -> Option<RunContext> {
+    let disabled = match client {
+        Some(client) => client.is_disabled(),
+        None => global_client().is_ok_and(Client::is_disabled),
+    };
+    disabled.then(|| RunContext::new(Slot::Untraced(Arc::new(Error::Disabled)), client.clone()))
 }
 
 /// Decides whether a request's trace is taken: see [`TraceLayer::trust`].
@@ -58,17 +72,19 @@ impl<B> Trust<B> for TrustAll {
 /// - A request without a trace, with a malformed one (see the
 ///   [module docs](super#the-wire-format)), or from a caller [`trust`](Self::trust)
 ///   refuses is served all the same, untraced (or in the handler's own
-///   `#[fabraix::agent]` run, if it has one).
+///   `#[fabraix::agent]` run, if it has one). With the SDK disabled
+///   (`FABRAIX_DISABLED=1`) it is served as a disabled SDK's agent fns run: guarded tools
+///   run unchecked, and events are let go (counted).
 /// - The trace is the caller's claim: see [Trust](super#trust).
 ///
 /// ```
 /// # async fn demo() {
 /// use axum::{Router, routing::post};
-/// use fabraix_runtime::propagation::TraceLayer;
+/// use fabraix::propagation::TraceLayer;
 ///
 /// async fn lookup() -> &'static str {
 ///     // The caller's run, when the request carried one.
-///     let _trace = fabraix_runtime::current_trace();
+///     let _trace = fabraix::current_trace();
 ///     "ok"
 /// }
 ///
@@ -167,17 +183,24 @@ where
         } else {
             None
         };
-        let Some(trace) = trace else {
-            if request.headers().contains_key(TRACEPARENT) {
-                tracing::debug!("a request's trace was not taken: malformed, or not trusted");
+        let run = match trace {
+            Some(trace) => inbound_run(trace, self.client.clone()),
+            None => {
+                if request.headers().contains_key(TRACEPARENT) {
+                    tracing::debug!("a request's trace was not taken: malformed, or not trusted");
+                }
+                match disabled_run(&self.client) {
+                    Some(run) => run,
+                    None => {
+                        return TraceFuture {
+                            inner: Inner::Plain {
+                                future: self.inner.call(request),
+                            },
+                        };
+                    }
+                }
             }
-            return TraceFuture {
-                inner: Inner::Plain {
-                    future: self.inner.call(request),
-                },
-            };
         };
-        let run = inbound_run(trace, self.client.clone());
         // Some services do work in `call` itself: it runs in the caller's run too.
         let future = run.clone().sync_scope(|| self.inner.call(request));
         TraceFuture {

@@ -1,9 +1,13 @@
 //! [`MockServer`]: the Fabraix API in-process, over real HTTP on loopback, for tests and
 //! examples. Enabled by the `testing` feature.
 //!
-//! It validates every request as strictly as API.md documents (400 with the documented
-//! error body), issues trace ids, answers 404 for traces it never issued, records every
-//! request with the answer it got, returns verdicts from rules, and injects faults.
+//! It validates every request as strictly as the API reference ([`OPENAPI_JSON`]) documents
+//! (400 with the documented error body), issues trace ids, answers 404 for traces it never
+//! issued, records every request with the answer it got, returns verdicts from rules, and
+//! injects faults.
+//!
+//! Beside the API it serves its reference, for agents in any language: the OpenAPI document
+//! at `GET /openapi.json` ([`OPENAPI_JSON`]) and a page rendered from it at `GET /docs`.
 //!
 //! A long-lived server (a local stand-in for the API during development) can bound what it
 //! keeps with [`MockServerBuilder::keep_runs`], listen on a chosen port with
@@ -12,9 +16,9 @@
 //! [`MockServer::wait_for_change`].
 //!
 //! ```
-//! # async fn demo() -> Result<(), fabraix_runtime::Error> {
-//! use fabraix_runtime::testing::{Fault, MockServer};
-//! use fabraix_runtime::AgentId;
+//! # async fn demo() -> Result<(), fabraix::Error> {
+//! use fabraix::testing::{Fault, MockServer};
+//! use fabraix::AgentId;
 //!
 //! let server = MockServer::start().await?;
 //! server.fail_next(1, Fault::status(503));
@@ -33,6 +37,7 @@
 mod fallback;
 mod rate_limit;
 mod records;
+mod reference;
 mod server;
 mod validate;
 
@@ -50,6 +55,7 @@ use serde_json::Value;
 
 pub use fallback::{FallbackRequest, FallbackResponse};
 pub use records::RecordedResponse;
+pub use reference::OPENAPI_JSON;
 use uuid::Uuid;
 
 use crate::client::{Client, ClientBuilder};
@@ -239,6 +245,8 @@ struct State {
 
 struct Shared {
     api_key: String,
+    /// With [`MockServerBuilder::local_host_only`]: refuse requests for other hosts.
+    local_host_only: bool,
     /// With [`MockServerBuilder::keep_runs`]: how many runs (and unattached requests) to keep.
     keep_runs: Option<usize>,
     fallback: Option<fallback::Fallback>,
@@ -267,6 +275,7 @@ impl Shared {
 #[must_use = "a builder does nothing until `start` is called"]
 pub struct MockServerBuilder {
     api_key: String,
+    local_host_only: bool,
     port: u16,
     keep_runs: Option<usize>,
     fallback: Option<fallback::Fallback>,
@@ -300,12 +309,13 @@ impl MockServerBuilder {
 
     /// Answers every request whose path is outside `/v1` with `handler` instead of a 404,
     /// so that one port serves the API and, say, a page about what it received. These
-    /// requests are not recorded and meet no fault. Their body is read in full first (up to
+    /// requests are not recorded and meet no fault. `GET /openapi.json` and `GET /docs`
+    /// stay the server's own (see [`OPENAPI_JSON`]). Their body is read in full first (up to
     /// the server's limit of 8 MiB).
     ///
     /// ```
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use fabraix_runtime::testing::{FallbackRequest, FallbackResponse, MockServer};
+    /// use fabraix::testing::{FallbackRequest, FallbackResponse, MockServer};
     ///
     /// let server = MockServer::builder()
     ///     .fallback(|request: FallbackRequest| async move {
@@ -326,6 +336,18 @@ impl MockServerBuilder {
         Fut: Future<Output = FallbackResponse> + Send + 'static,
     {
         self.fallback = Some(fallback::Fallback::new(handler));
+        self
+    }
+
+    /// Answers only requests whose `Host` names this server the way a program on this
+    /// machine does (`127.0.0.1:PORT`, `localhost:PORT`); any other gets 421 with the
+    /// documented error body, and is not recorded. A server on loopback is still reachable
+    /// from a web page elsewhere through DNS rebinding (its own name made to resolve to
+    /// 127.0.0.1), and the browser then sends that name: this keeps such a page from using
+    /// the API and from reading what the server serves. For a server that runs for long
+    /// while a browser is open, such as `fabraix-dev`. Off by default.
+    pub fn local_host_only(mut self) -> Self {
+        self.local_host_only = true;
         self
     }
 
@@ -371,6 +393,7 @@ impl MockServerBuilder {
         crate::api::scrub::remember(&self.api_key);
         Arc::new(Shared {
             api_key: self.api_key,
+            local_host_only: self.local_host_only,
             keep_runs: self.keep_runs,
             fallback: self.fallback,
             state: Mutex::new(State {
@@ -406,6 +429,7 @@ impl MockServer {
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
             api_key: DEFAULT_API_KEY.into(),
+            local_host_only: false,
             port: 0,
             keep_runs: None,
             fallback: None,
@@ -466,9 +490,9 @@ impl MockServer {
     /// the server's records locked: it must be quick and must not call the server.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
-    /// use fabraix_runtime::testing::MockServer;
-    /// use fabraix_runtime::AgentId;
+    /// # async fn demo() -> Result<(), fabraix::Error> {
+    /// use fabraix::testing::MockServer;
+    /// use fabraix::AgentId;
     ///
     /// let server = MockServer::start().await?;
     /// server.client().register_agent_run(AgentId::from_name("demo")?, "").await?;
@@ -512,10 +536,10 @@ impl MockServer {
     /// change, no polling.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+    /// # async fn demo() -> Result<(), fabraix::Error> {
     /// use std::time::Duration;
-    /// use fabraix_runtime::testing::MockServer;
-    /// use fabraix_runtime::AgentId;
+    /// use fabraix::testing::MockServer;
+    /// use fabraix::AgentId;
     ///
     /// let server = MockServer::start().await?;
     /// let seen = server.changes();

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::fallback::Fallback;
 use super::records::RecordedResponse;
+use super::reference;
 use super::validate::{self, EVENT_TYPES, Rejection};
 use super::{Endpoint, FaultKind, RecordedRequest, Shared};
 use crate::model::Error;
@@ -114,7 +115,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut inbox: Inbox) {
                     let kill = Arc::new(Notify::new());
                     connections.retain(|(_, task)| !task.is_finished());
                     let weak = Arc::downgrade(&kill);
-                    let task = tokio::spawn(serve_connection(stream, shared.clone(), kill));
+                    let task = tokio::spawn(serve_connection(stream, shared.clone(), kill, addr));
                     connections.push((weak, task));
                 }
             }
@@ -149,10 +150,16 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut inbox: Inbox) {
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, kill: Arc<Notify>) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+    addr: SocketAddr,
+) {
     let _ = stream.set_nodelay(true);
     let handler_kill = kill.clone();
-    let service = service_fn(move |request| handle(shared.clone(), handler_kill.clone(), request));
+    let service =
+        service_fn(move |request| handle(shared.clone(), handler_kill.clone(), addr, request));
     let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = connection => {}
@@ -166,15 +173,59 @@ type Answer = Response<Bytes>;
 async fn handle(
     shared: Arc<Shared>,
     kill: Arc<Notify>,
+    addr: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let answer = match &shared.fallback {
-        Some(fallback) if Fallback::serves(request.uri().path()) => {
-            serve_fallback(fallback, request).await
+    if shared.local_host_only && !names_this_server(request.headers(), addr) {
+        return Ok(reject(&misdirected(addr)).map(Full::new));
+    }
+    let answer = match (request.method(), request.uri().path()) {
+        (&hyper::Method::GET, "/openapi.json") => {
+            let document = reference::served_document(&format!("http://{addr}/v1"));
+            answer(StatusCode::OK, "application/json", document.into())
         }
-        _ => handle_api(&shared, &kill, request).await,
+        (&hyper::Method::GET, "/docs") => {
+            let document = reference::served_document(&format!("http://{addr}/v1"));
+            let page = serde_json::from_str(&document)
+                .map(|document| reference::page(&document))
+                .unwrap_or_default();
+            let mut answer = answer(StatusCode::OK, "text/html; charset=utf-8", page.into());
+            answer.headers_mut().insert(
+                hyper::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(reference::PAGE_POLICY),
+            );
+            answer
+        }
+        _ => match &shared.fallback {
+            Some(fallback) if Fallback::serves(request.uri().path()) => {
+                serve_fallback(fallback, request).await
+            }
+            _ => handle_api(&shared, &kill, request).await,
+        },
     };
     Ok(answer.map(Full::new))
+}
+
+/// Whether the request's `Host` is this server as a browser on this machine names it. A
+/// page elsewhere that resolves its own name to 127.0.0.1 (DNS rebinding) sends that name.
+fn names_this_server(headers: &hyper::HeaderMap, addr: SocketAddr) -> bool {
+    let port = addr.port();
+    headers
+        .get(hyper::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| {
+            host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}")
+        })
+}
+
+fn misdirected(addr: SocketAddr) -> Rejection {
+    let port = addr.port();
+    Rejection {
+        status: 421,
+        kind: "invalid_request_error",
+        code: "MISDIRECTED_REQUEST",
+        message: format!("This server answers only to 127.0.0.1:{port} and localhost:{port}"),
+    }
 }
 
 async fn serve_fallback(fallback: &Fallback, request: Request<Incoming>) -> Answer {

@@ -1,5 +1,6 @@
-//! The MockServer's records of answers, its bounded memory, its port, its fallback and its
-//! change count, through its public API and real HTTP.
+//! The MockServer's records of answers, its bounded memory, its port, its fallback, its
+//! reference, the hosts it answers and its change count, through its public API and real
+//! HTTP.
 
 use std::time::Duration;
 
@@ -298,4 +299,65 @@ async fn changes_grow_with_every_request_answer_and_clear() {
     assert!(server.requests().is_empty());
     let cleared = server.wait_for_change(after, WAIT).await;
     assert!(cleared > after);
+}
+
+#[tokio::test]
+async fn every_server_serves_its_reference_beside_the_api_even_with_a_fallback() {
+    let server = MockServer::builder()
+        .fallback(|_request: FallbackRequest| async { FallbackResponse::new("fallback".into()) })
+        .start()
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr());
+    let text = reqwest::get(format!("{base}/openapi.json"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["servers"][0]["url"], server.url());
+    assert!(document["paths"]["/register-agent-run"]["post"].is_object());
+    let page = reqwest::get(format!("{base}/docs")).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("<code>/check</code>"));
+    // Other paths are still the fallback's, and none of these was recorded.
+    let other = reqwest::get(format!("{base}/docs/more")).await.unwrap();
+    assert_eq!(other.text().await.unwrap(), "fallback");
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn local_host_only_refuses_other_hosts_unrecorded() {
+    let server = MockServer::builder()
+        .local_host_only()
+        .start()
+        .await
+        .unwrap();
+    let port = server.addr().port();
+    let http = reqwest::Client::new();
+    let ask = |host: String| {
+        http.post(format!("{}/register-agent-run", server.url()))
+            .header("host", host)
+            .header("x-api-key", server.api_key())
+            .header("content-type", "application/json")
+            .body(
+                json!({
+                    "agent_id": AgentId::from_name("hosts").unwrap().to_string(),
+                    "timestamp": "2024-01-15T14:30:45.123Z",
+                    "system_prompt": "",
+                })
+                .to_string(),
+            )
+            .send()
+    };
+    let refused = ask(format!("rebound.example:{port}")).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 421);
+    let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "MISDIRECTED_REQUEST");
+    assert!(server.requests().is_empty());
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        assert_eq!(ask(host).await.unwrap().status().as_u16(), 200);
+    }
+    assert_eq!(server.requests().len(), 2);
 }

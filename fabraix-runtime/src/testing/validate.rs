@@ -1,4 +1,5 @@
-//! What the MockServer accepts: the request bodies exactly as API.md documents them.
+//! What the MockServer accepts: the request bodies exactly as the API reference documents
+//! them (`openapi.json`, beside this file).
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
