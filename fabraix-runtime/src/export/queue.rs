@@ -1111,4 +1111,262 @@ mod tests {
             (3, 1, 1, 2)
         );
     }
+
+    fn logged(t: TraceId, text: &str) -> Body {
+        Body::Logged(Arc::new(Logged {
+            trace_id: t,
+            kind: crate::model::EventType::Tool,
+            timestamp: 1_700_000_000.0,
+            content: text.to_owned(),
+            schema: Arc::from("{}"),
+        }))
+    }
+
+    /// A queue on a spool that has opened (found nothing), holding `capacity` in memory.
+    fn spooled(capacity: usize) -> (Queue, Arc<Counters>) {
+        let (q, counters) = queue(4);
+        let mut q = q.with_spool(capacity, Duration::from_secs(1));
+        q.spool_reply(Reply::Opened);
+        (q, counters)
+    }
+
+    fn accept_and_push(q: &mut Queue, counters: &Counters, t: TraceId, text: &str) {
+        assert!(counters.try_accept_spooled(usize::MAX / 2).is_ok());
+        q.push(t, logged(t, text));
+    }
+
+    fn commands(q: &mut Queue) -> Vec<Command> {
+        let mut out = Vec::new();
+        q.commands(&mut out);
+        out
+    }
+
+    fn written(command: &Command) -> Vec<String> {
+        match command {
+            Command::Write(records) => records.iter().map(|r| r.logged.content.clone()).collect(),
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    fn text(job: &Job) -> String {
+        let sent: serde_json::Value = serde_json::from_slice(&job.body).expect("json");
+        sent["content"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn an_event_delivered_within_the_interval_never_touches_the_disk() {
+        let (mut q, c) = spooled(8);
+        let (a, b) = (trace(1), trace(2));
+        accept_and_push(&mut q, &c, a, "a");
+        accept_and_push(&mut q, &c, b, "b");
+        let now = Instant::now();
+        let first = send(&mut q, now);
+        let second = send(&mut q, now);
+        let (job_a, job_b) = if text(&first) == "a" { (first, second) } else { (second, first) };
+        q.complete(&job_a, Ok(()), now);
+        assert!(commands(&mut q).is_empty(), "nothing is due yet");
+        // One interval later the batch is due: only what is still queued is written.
+        match q.next(now + Duration::from_millis(999)) {
+            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_secs(1)),
+            other => panic!("expected a wait for the batch, got {other:?}"),
+        }
+        q.next(now + Duration::from_secs(1));
+        let out = commands(&mut q);
+        assert_eq!(out.len(), 1);
+        assert_eq!(written(&out[0]), ["b"]);
+        // Delivered means deleted.
+        q.complete(&job_b, Ok(()), now + Duration::from_secs(2));
+        match commands(&mut q).as_slice() {
+            [Command::Delete(rows)] => assert_eq!(rows.len(), 1),
+            other => panic!("expected one deletion, got {other:?}"),
+        }
+        assert_eq!(c.stats().in_queue, 0);
+    }
+
+    #[test]
+    fn past_the_capacity_events_go_to_disk_and_come_back_in_order() {
+        let (mut q, c) = spooled(2);
+        let t = trace(1);
+        for n in 0..5 {
+            accept_and_push(&mut q, &c, t, &format!("e{n}"));
+        }
+        assert_eq!(c.stats().spilled, 3);
+        let mut now = Instant::now();
+        let mut sent = Vec::new();
+        let mut disk: Vec<(Row, Logged)> = Vec::new();
+        let mut pushed_late = false;
+        for _ in 0..100 {
+            match q.next(now) {
+                Next::Send(job) => {
+                    sent.push(text(&job));
+                    q.complete(&job, Ok(()), now);
+                    if !pushed_late {
+                        // Logged while the trace has events on disk: it goes after them.
+                        accept_and_push(&mut q, &c, t, "e5");
+                        pushed_late = true;
+                    }
+                }
+                Next::WaitUntil(at) => now = at,
+                Next::Idle => {}
+            }
+            for command in commands(&mut q) {
+                match command {
+                    Command::Write(records) => {
+                        for r in records.into_iter().filter(|r| !r.resident) {
+                            let l = &r.logged;
+                            disk.push((
+                                Row { file: OWN, id: r.id },
+                                Logged {
+                                    trace_id: l.trace_id,
+                                    kind: l.kind,
+                                    timestamp: l.timestamp,
+                                    content: l.content.clone(),
+                                    schema: l.schema.clone(),
+                                },
+                            ));
+                        }
+                    }
+                    Command::Load(wanted) => {
+                        assert_eq!(wanted.len(), 1);
+                        let (trace_id, max) = wanted[0];
+                        assert!(max <= 2, "never more than the room in memory");
+                        let take = max.min(disk.len());
+                        let records: Vec<_> = disk.drain(..take).collect();
+                        q.spool_reply(Reply::Loaded(vec![Loaded {
+                            trace: trace_id,
+                            exhausted: records.len() < max,
+                            records,
+                        }]));
+                    }
+                    Command::Delete(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            if q.is_drained() && disk.is_empty() && pushed_late && q.lines.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(sent, ["e0", "e1", "e2", "e3", "e4", "e5"]);
+        let stats = c.stats();
+        assert_eq!((stats.sent, stats.in_queue, stats.spilled), (6, 0, 4));
+    }
+
+    #[test]
+    fn nothing_is_sent_before_the_spool_opened_and_a_flush_waits_for_what_it_found() {
+        let (q, c) = queue(4);
+        let mut q = q.with_spool(8, Duration::from_secs(1));
+        let (mine, earlier) = (trace(1), trace(2));
+        accept_and_push(&mut q, &c, mine, "mine");
+        let now = Instant::now();
+        assert!(!matches!(q.next(now), Next::Send(_)), "the spool has not opened");
+        let (done, mut waiting) = oneshot::channel();
+        q.flush(None, done);
+        q.spool_reply(Reply::TakenOver(vec![(earlier, 2)]));
+        q.spool_reply(Reply::Opened);
+        assert_eq!(c.stats().recovered, 2);
+        assert_eq!(c.stats().in_queue, 3);
+        let first = send(&mut q, now);
+        assert_eq!(text(&first), "mine");
+        let load = commands(&mut q)
+            .into_iter()
+            .find_map(|cmd| match cmd {
+                Command::Load(wanted) => Some(wanted),
+                _ => None,
+            })
+            .expect("the earlier trace is read back");
+        assert_eq!(load, [(earlier, 2)]);
+        let records = (1..=2)
+            .map(|id| {
+                let Body::Logged(l) = logged(earlier, &format!("old{id}")) else {
+                    unreachable!()
+                };
+                (Row { file: 1, id }, Arc::try_unwrap(l).expect("one owner"))
+            })
+            .collect();
+        q.spool_reply(Reply::Loaded(vec![Loaded {
+            trace: earlier,
+            records,
+            exhausted: false,
+        }]));
+        q.complete(&first, Ok(()), now);
+        assert!(waiting.try_recv().is_err(), "the taken-over events are outstanding");
+        for expected in ["old1", "old2"] {
+            let job = send(&mut q, now);
+            assert_eq!(text(&job), expected);
+            q.complete(&job, Ok(()), now);
+        }
+        assert!(waiting.try_recv().is_ok());
+        let deleted: Vec<Row> = commands(&mut q)
+            .into_iter()
+            .flat_map(|cmd| match cmd {
+                Command::Delete(rows) => rows,
+                _ => Vec::new(),
+            })
+            .collect();
+        // "mine" was written with the batch that went before the read: it is deleted too.
+        assert_eq!(
+            deleted,
+            [
+                Row { file: OWN, id: 1 },
+                Row { file: 1, id: 1 },
+                Row { file: 1, id: 2 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_short_read_counts_what_the_disk_lost_and_releases_the_flush() {
+        let (mut q, c) = spooled(8);
+        let t = trace(3);
+        q.spool_reply(Reply::TakenOver(vec![(t, 3)]));
+        let (done, mut waiting) = oneshot::channel();
+        q.flush(Some(t), done);
+        let now = Instant::now();
+        q.next(now);
+        assert!(matches!(commands(&mut q).as_slice(), [Command::Load(w)] if w == &[(t, 3)]));
+        let Body::Logged(l) = logged(t, "only") else { unreachable!() };
+        q.spool_reply(Reply::Loaded(vec![Loaded {
+            trace: t,
+            records: vec![(Row { file: 1, id: 7 }, Arc::try_unwrap(l).expect("one owner"))],
+            exhausted: true,
+        }]));
+        assert_eq!(c.stats().spool_damaged, 2);
+        let job = send(&mut q, now);
+        q.complete(&job, Ok(()), now);
+        assert!(waiting.try_recv().is_ok());
+        assert_eq!(c.stats().in_queue, 0);
+        assert!(q.lines.is_empty());
+    }
+
+    #[test]
+    fn a_cap_drops_an_event_in_memory_or_on_disk_but_not_one_being_sent() {
+        let (mut q, c) = spooled(2);
+        let t = trace(4);
+        for n in 0..3 {
+            accept_and_push(&mut q, &c, t, &format!("e{n}"));
+        }
+        let now = Instant::now();
+        let sending = send(&mut q, now);
+        q.next(now + Duration::from_secs(1));
+        let rows: Vec<i64> = match commands(&mut q).as_slice() {
+            [Command::Write(records)] => records.iter().map(|r| r.id).collect(),
+            other => panic!("expected the batch, got {other:?}"),
+        };
+        let dropped = |id, resident| Dropped {
+            trace: t,
+            row: Row { file: OWN, id },
+            resident,
+        };
+        q.spool_reply(Reply::Dropped(vec![
+            dropped(rows[0], true), // being sent: kept
+            dropped(rows[1], true), // in memory: let go
+            dropped(rows[2], false), // on disk only: let go
+        ]));
+        let stats = c.stats();
+        assert_eq!((stats.spool_dropped, stats.in_queue), (2, 1));
+        q.complete(&sending, Ok(()), now);
+        assert_eq!(c.stats().sent, 1);
+        assert!(q.lines.is_empty(), "nothing left of the trace");
+    }
+
 }
