@@ -376,6 +376,16 @@ impl Client {
         self.flush_events_blocking(None, timeout)
     }
 
+    /// At process exit, after [`flush_at_exit`](Self::flush_at_exit): commits and closes
+    /// the spool, if any, so that the next process alone sends what is left.
+    pub(crate) fn close_at_exit(&self) {
+        if let Some(exporter) = self.inner.exporter.get() {
+            if !exporter.close_spool_blocking(Duration::from_secs(2)) {
+                tracing::warn!(target: "fabraix", "fabraix spool was not closed in time at exit");
+            }
+        }
+    }
+
     /// The flush timeout of agent fns.
     pub(crate) fn flush_timeout(&self) -> Duration {
         self.inner.api.options().flush_timeout

@@ -52,7 +52,16 @@ pub(super) async fn drive(
                 queue.orphan();
             }
             for message in mail.drain(..) {
-                file(&mut queue, message);
+                if let super::Message::CloseSpool { done } = message {
+                    // The process is exiting: a send still waiting for the rate budget
+                    // must not reach the API once its event is the next process's. Only
+                    // the requests on the wire right now can arrive twice.
+                    sending.clear();
+                    queue.cancel_sends();
+                    queue.close_spool(Some(done));
+                } else {
+                    file(&mut queue, message);
+                }
             }
         }
         let wake_at = loop {
@@ -69,7 +78,7 @@ pub(super) async fn drive(
             }
         };
         if !open && queue.is_drained() {
-            queue.close();
+            queue.close_spool(None);
         }
         queue.commands(&mut commands);
         for command in commands.drain(..) {
@@ -133,10 +142,12 @@ fn take(
 ) {
     let Some(reply) = reply else {
         // The spool's thread is gone: the queue goes on in memory.
-        tracing::warn!(target: "fabraix", "fabraix spool stopped; events are kept in memory only");
         *spool = None;
-        queue.spool_reply(Reply::Unwritable { lost: Vec::new() });
-        queue.spool_reply(Reply::Opened);
+        if queue.spool_reply(Reply::Opened) {
+            // Not closed by the queue: the thread ended on its own.
+            tracing::warn!(target: "fabraix", "fabraix spool stopped; events are kept in memory only");
+            queue.spool_reply(Reply::Unwritable { lost: Vec::new() });
+        }
         counters.spool_opened();
         return;
     };
@@ -159,6 +170,7 @@ fn file(queue: &mut Queue, message: super::Message) {
         }
         super::Message::Flush { trace, done } => queue.flush(trace, done),
         super::Message::Sync { done } => queue.sync(done),
+        super::Message::CloseSpool { done } => queue.close_spool(Some(done)),
     }
 }
 

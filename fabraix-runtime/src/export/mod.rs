@@ -21,7 +21,7 @@ mod queue;
 mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -82,8 +82,8 @@ pub(crate) struct Counters {
     /// With a spool: events in memory (the mailbox, the queue, the batch on its way to
     /// disk), which is what bounds `log_event` then.
     held: AtomicUsize,
-    /// A spool takes what is past the capacity.
-    spool_active: AtomicBool,
+    /// What bounds `log_event`: see [`SpoolState`].
+    spool: AtomicU8,
     /// The spool's first search of its folder is not done: a flush must wait for it.
     opening: AtomicBool,
     spooled: AtomicU64,
@@ -105,12 +105,14 @@ impl Counters {
         Ok(())
     }
 
-    /// [`try_accept`](Self::try_accept) with a spool: the bound is on the events in
-    /// memory, and past the capacity (while the spool works) they go to disk.
+    /// Takes one event in, by the rule of the spool's state: without one (or once it is
+    /// closed), as [`try_accept`](Self::try_accept); with one, the bound is on the events
+    /// in memory, and past the capacity (while the spool can be written) they go to disk.
     pub fn try_accept_spooled(&self, capacity: usize) -> Result<(), Error> {
-        let limit = match self.spool_active.load(Ordering::Relaxed) {
-            true => capacity.saturating_add(spool::IN_TRANSIT),
-            false => capacity,
+        let limit = match self.spool.load(Ordering::Acquire) {
+            SpoolState::WRITING => capacity.saturating_add(spool::IN_TRANSIT),
+            SpoolState::MEMORY => capacity,
+            _ => return self.try_accept(capacity),
         };
         if self.held.fetch_add(1, Ordering::AcqRel) >= limit {
             self.held.fetch_sub(1, Ordering::AcqRel);
@@ -163,7 +165,7 @@ impl Counters {
     /// A spool is starting: it takes what is past the capacity, and flushes wait for its
     /// first search of the folder.
     fn spool_on(&self) {
-        self.spool_active.store(true, Ordering::Relaxed);
+        self.spool.store(SpoolState::WRITING, Ordering::Release);
         self.opening.store(true, Ordering::Release);
     }
 
@@ -174,7 +176,13 @@ impl Counters {
 
     /// The spool cannot be written: `log_event` is bounded by the capacity again.
     fn spool_off(&self) {
-        self.spool_active.store(false, Ordering::Relaxed);
+        self.spool.store(SpoolState::MEMORY, Ordering::Release);
+    }
+
+    /// The spool is closed (or gone): the queue no longer counts what it holds.
+    fn spool_closed(&self) {
+        self.spool.store(SpoolState::NONE, Ordering::Release);
+        self.opening.store(false, Ordering::Release);
     }
 
     /// Events loaded from disk into memory.
@@ -258,6 +266,19 @@ impl Counters {
     }
 }
 
+/// The states of [`Counters::spool`].
+struct SpoolState;
+
+impl SpoolState {
+    /// No spool: `in_queue` is bounded by the capacity.
+    const NONE: u8 = 0;
+    /// Events past the capacity go to disk: what is in memory is bounded by the capacity
+    /// and [`spool::IN_TRANSIT`].
+    const WRITING: u8 = 1;
+    /// The spool cannot be written: what is in memory is bounded by the capacity.
+    const MEMORY: u8 = 2;
+}
+
 /// An event on its way to the driver, stamped when it was logged.
 #[derive(Debug)]
 struct Logged {
@@ -276,6 +297,9 @@ enum Message {
     },
     /// Commit to the spool what is staged and what was delivered.
     Sync { done: oneshot::Sender<()> },
+    /// The process is exiting: once no send is in flight, commit and close the spool;
+    /// what it holds is the next process's.
+    CloseSpool { done: oneshot::Sender<()> },
 }
 
 /// The producer side, held by the client. Dropping it (with the last client) lets the
@@ -390,6 +414,22 @@ impl Exporter {
     /// Whether events are kept on a spool.
     pub fn is_spooled(&self) -> bool {
         self.spooled
+    }
+
+    /// At process exit, after a flush: lets the sends in flight finish (starting no
+    /// other), commits the spool and closes it, waiting up to `timeout`. A process that
+    /// exits then sends nothing twice: what was delivered is deleted, and what was not is
+    /// on disk for the next process, which alone sends it. Events logged afterwards are
+    /// kept in memory only.
+    pub fn close_spool_blocking(&self, timeout: Duration) -> bool {
+        if !self.spooled {
+            return true;
+        }
+        let (done, waiting) = oneshot::channel();
+        if self.tx.send(Message::CloseSpool { done }, true).is_err() {
+            return false;
+        }
+        io_thread::block_on(wait(waiting, timeout)).unwrap_or(false)
     }
 
     fn sync_marker(&self, trace: Option<TraceId>) -> Option<oneshot::Receiver<()>> {

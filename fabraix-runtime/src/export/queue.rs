@@ -168,6 +168,8 @@ struct Spooling {
     waiting_flushes: Vec<(Option<TraceId>, oneshot::Sender<()>)>,
     /// Writes still work.
     writable: bool,
+    /// To be closed once nothing is in flight, answering this (if anything).
+    closing: Option<Option<oneshot::Sender<()>>>,
 }
 
 impl Spooling {
@@ -219,6 +221,8 @@ pub(crate) struct Queue {
     orphaned: bool,
     counters: Arc<Counters>,
     spool: Option<Spooling>,
+    /// The last commands of a spool that was closed.
+    closed_outbox: Vec<Command>,
 }
 
 impl Queue {
@@ -236,6 +240,7 @@ impl Queue {
             orphaned: false,
             counters,
             spool: None,
+            closed_outbox: Vec::new(),
         }
     }
 
@@ -260,6 +265,7 @@ impl Queue {
             opening: true,
             waiting_flushes: Vec::new(),
             writable: true,
+            closing: None,
         });
         self
     }
@@ -368,20 +374,77 @@ impl Queue {
         }
     }
 
-    /// The exporter is ending: write what is staged and close the spool.
-    pub fn close(&mut self) {
-        if let Some(spool) = &mut self.spool {
-            spool.write_batch(&self.counters);
-            let deletes = std::mem::take(&mut spool.deletes);
-            if !deletes.is_empty() {
-                spool.outbox.push(Command::Delete(deletes));
+    /// Closes the spool once no send is in flight (none is started meanwhile; at process
+    /// exit the driver cancels them first, see [`cancel_sends`](Self::cancel_sends)): what
+    /// is staged is written, what was delivered deleted, and what is left on disk is the
+    /// next process's: it leaves this queue's memory. `done` is answered once the spool's
+    /// files are closed. Events filed afterwards are kept in memory only.
+    pub fn close_spool(&mut self, done: Option<oneshot::Sender<()>>) {
+        match &mut self.spool {
+            Some(spool) => {
+                spool.closing = Some(done);
+                self.try_close();
             }
-            spool.outbox.push(Command::Close);
+            None => {
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
         }
+    }
+
+    /// The sends in flight were dropped: their events were neither delivered nor failed,
+    /// and go first again.
+    pub fn cancel_sends(&mut self) {
+        self.sending = 0;
+        for (trace_id, line) in &mut self.lines {
+            if std::mem::take(&mut line.sending) {
+                self.ready.push_front(*trace_id);
+            }
+        }
+    }
+
+    fn try_close(&mut self) {
+        if self.sending > 0 {
+            return;
+        }
+        let Some(mut spool) = self.spool.take_if(|s| s.closing.is_some()) else {
+            return;
+        };
+        spool.write_batch(&self.counters);
+        if !spool.deletes.is_empty() {
+            spool.outbox.push(Command::Delete(std::mem::take(&mut spool.deletes)));
+        }
+        let done = spool.closing.take().flatten();
+        spool.outbox.push(Command::Close(done));
+        self.closed_outbox = std::mem::take(&mut spool.outbox);
+        // What is on disk is not this queue's any more: the next process sends it.
+        let mut left = 0;
+        let traces: Vec<TraceId> = self.lines.keys().copied().collect();
+        for trace_id in traces {
+            let Some(line) = self.lines.get_mut(&trace_id) else {
+                continue;
+            };
+            let before = line.events.len();
+            line.events.retain(|p| p.row.is_none());
+            let gone = (before - line.events.len()) as u64 + line.tail;
+            line.tail = 0;
+            line.loading = None;
+            line.starving = false;
+            line.finished += gone;
+            left += gone;
+            release(line, &mut self.waiters);
+            if line.events.is_empty() && line.is_done() {
+                self.lines.remove(&trace_id);
+            }
+        }
+        self.counters.let_go(left);
+        self.counters.spool_closed();
     }
 
     /// The commands for the spool's thread decided so far, in order.
     pub fn commands(&mut self, into: &mut Vec<Command>) {
+        into.append(&mut self.closed_outbox);
         if let Some(spool) = &mut self.spool {
             into.append(&mut spool.outbox);
             if !spool.deletes.is_empty() {
@@ -393,7 +456,7 @@ impl Queue {
     /// The next thing to do at `now`.
     pub fn next(&mut self, now: Instant) -> Next {
         let spool_at = self.plan_spool(now);
-        if self.spool.as_ref().is_some_and(|s| s.opening) {
+        if self.spool.as_ref().is_some_and(|s| s.opening || s.closing.is_some()) {
             return wait(spool_at);
         }
         if let Some(until) = self.backoff.not_before {
@@ -485,11 +548,12 @@ impl Queue {
             .map(|since| since + spool.write_behind)
     }
 
-    /// Takes one answer of the spool's thread.
+    /// Takes one answer of the spool's thread; answers false when the queue has no spool
+    /// (any more).
     #[cfg_attr(not(feature = "spool"), allow(dead_code))]
-    pub fn spool_reply(&mut self, reply: Reply) {
+    pub fn spool_reply(&mut self, reply: Reply) -> bool {
         let Some(spool) = &mut self.spool else {
-            return;
+            return false;
         };
         match reply {
             Reply::TakenOver(traces) => {
@@ -525,6 +589,7 @@ impl Queue {
                 }
             }
         }
+        true
     }
 
     fn loaded(&mut self, loaded: Loaded) {
@@ -576,8 +641,11 @@ impl Queue {
         };
         if dropped.resident {
             match line.events.iter().position(|p| p.row == Some(dropped.row)) {
-                // Being sent: its outcome decides.
-                Some(0) if line.sending => return,
+                // Being sent: its outcome decides; it is on disk no more.
+                Some(0) if line.sending => {
+                    line.events[0].row = None;
+                    return;
+                }
                 Some(i) => {
                     line.events.remove(i);
                     spool.held -= 1;
@@ -630,6 +698,11 @@ impl Queue {
 
     /// Takes the outcome of `job`'s send at `now`.
     pub fn complete(&mut self, job: &Job, outcome: Result<(), Failure>, now: Instant) {
+        self.complete_send(job, outcome, now);
+        self.try_close();
+    }
+
+    fn complete_send(&mut self, job: &Job, outcome: Result<(), Failure>, now: Instant) {
         self.sending = self.sending.saturating_sub(1);
         let Some(line) = self.lines.get_mut(&job.trace_id) else {
             return;

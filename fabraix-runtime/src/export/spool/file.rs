@@ -259,20 +259,30 @@ impl SpoolFile {
 
     /// Removes the oldest records until at least `bytes` are freed (or none is left).
     pub fn remove_oldest(&mut self, bytes: u64) -> rusqlite::Result<Vec<Removed>> {
-        let mut removed = Vec::new();
-        let mut freed = 0u64;
-        while freed < bytes && self.rows > 0 {
-            let before = self.bytes;
-            let chunk = self.remove(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY logged_at, id LIMIT 64)
-                 RETURNING id, trace, len",
-                [],
-            )?;
-            if chunk.is_empty() {
-                break;
+        let mut oldest: Vec<(i64, Vec<u8>, i64)> = Vec::new();
+        {
+            let mut statement = self
+                .conn
+                .prepare("SELECT id, trace, len FROM events ORDER BY logged_at, id")?;
+            let mut rows = statement.query([])?;
+            let mut freed = 0u64;
+            while freed < bytes {
+                let Some(row) = rows.next()? else { break };
+                let len: i64 = row.get(2).unwrap_or(0);
+                freed += len.max(0) as u64;
+                oldest.push((row.get(0)?, row.get(1).unwrap_or_default(), len));
             }
-            freed += before - self.bytes;
-            removed.extend(chunk);
+        }
+        let mut statement = self.conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+        let mut removed = Vec::with_capacity(oldest.len());
+        for (id, trace, len) in oldest {
+            statement.execute([id])?;
+            self.rows = self.rows.saturating_sub(1);
+            self.bytes = self.bytes.saturating_sub(len.max(0) as u64);
+            removed.push(Removed {
+                id,
+                trace: trace_id(&trace),
+            });
         }
         Ok(removed)
     }

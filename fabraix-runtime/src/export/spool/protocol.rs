@@ -40,8 +40,9 @@ pub(crate) enum Command {
     Load(Vec<(TraceId, usize)>),
     /// Answered once everything before it is committed.
     Sync(oneshot::Sender<()>),
-    /// The client is gone: commit, close, delete the files left empty.
-    Close,
+    /// The client is gone, or its process is exiting: commit, close, delete the files
+    /// left empty, then answer (if asked to).
+    Close(Option<oneshot::Sender<()>>),
 }
 
 /// What the spool tells the queue, in the order it happened.

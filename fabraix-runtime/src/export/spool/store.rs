@@ -151,12 +151,15 @@ impl Store {
                     self.commit();
                     let _ = done.send(());
                 }
-                Command::Close => {
+                Command::Close(done) => {
                     self.commit();
                     for (_, file) in std::mem::take(&mut self.files) {
                         file.close();
                     }
                     self.closed = true;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
                     return;
                 }
             }
@@ -416,7 +419,7 @@ impl Store {
     /// Commits and closes everything (the thread is ending).
     pub fn close(&mut self) {
         if !self.closed {
-            self.apply(vec![Command::Close], &mut Vec::new());
+            self.apply(vec![Command::Close(None)], &mut Vec::new());
         }
     }
 }

@@ -224,7 +224,7 @@ fn an_own_file_is_created_at_the_first_write_and_deleted_when_left_empty() {
     // The file and, while it is open, its write-ahead log.
     assert_eq!(files.iter().filter(|p| p.extension().is_some_and(|e| e == "spool")).count(), 1, "{files:?}");
     store.apply(
-        vec![Command::Delete(vec![Row { file: OWN, id: 1 }]), Command::Close],
+        vec![Command::Delete(vec![Row { file: OWN, id: 1 }]), Command::Close(None)],
         &mut out,
     );
     assert!(spool_files(dir.path()).is_empty());
