@@ -124,7 +124,11 @@ fn child(server: &MockServer, folder: &Folder, job: &Job) -> Command {
 /// Runs a child to its exit.
 fn run(server: &MockServer, folder: &Folder, job: &Job) {
     let output = child(server, folder, job).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// Starts a child and waits for its "logged" line (every event handed to `log_event`).
@@ -242,7 +246,10 @@ async fn a_sigkill_loses_nothing_logged_a_write_behind_interval_before() {
     let all = delivered(&server);
     let counts = tally(&all);
     for expected in numbered("e", 600) {
-        assert!(counts.contains_key(expected.as_str()), "{expected} lost: {report}");
+        assert!(
+            counts.contains_key(expected.as_str()),
+            "{expected} lost: {report}"
+        );
     }
     // At least once: what was in flight at the kill may come twice, nothing else.
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -273,7 +280,10 @@ async fn more_events_than_the_queue_holds_go_to_disk_not_away() {
         .unwrap();
     for n in 0..1000 {
         client
-            .queue_event(trace.trace_id(), Event::text(EventType::Tool, format!("e{n}")))
+            .queue_event(
+                trace.trace_id(),
+                Event::text(EventType::Tool, format!("e{n}")),
+            )
             .expect("never refused");
     }
     assert!(client.flush(WAIT).await);
@@ -294,25 +304,39 @@ async fn a_new_client_sends_the_backlog_alongside_its_own() {
     run(&server, &folder, &job);
     assert_eq!(delivered(&server), Vec::<String>::new());
 
-    let client = server.client_builder().spool_dir(folder.path()).build().unwrap();
+    let client = server
+        .client_builder()
+        .spool_dir(folder.path())
+        .build()
+        .unwrap();
     let trace = client
         .register_agent_run(AgentId::from_name("new").unwrap(), "p")
         .await
         .unwrap();
     for n in 0..10 {
         client
-            .queue_event(trace.trace_id(), Event::text(EventType::Tool, format!("own{n}")))
+            .queue_event(
+                trace.trace_id(),
+                Event::text(EventType::Tool, format!("own{n}")),
+            )
             .unwrap();
     }
     assert!(client.flush(WAIT).await);
     let all = delivered(&server);
     let old: Vec<String> = all.iter().filter(|t| t.starts_with('e')).cloned().collect();
-    let own: Vec<String> = all.iter().filter(|t| t.starts_with("own")).cloned().collect();
+    let own: Vec<String> = all
+        .iter()
+        .filter(|t| t.starts_with("own"))
+        .cloned()
+        .collect();
     assert_eq!(old, numbered("e", 40));
     assert_eq!(own, numbered("own", 10));
     let stats = client.event_stats();
     assert_eq!((stats.recovered, stats.sent, stats.in_queue), (40, 50, 0));
-    assert!(folder.spools().len() <= 1, "only this client's own file is left");
+    assert!(
+        folder.spools().len() <= 1,
+        "only this client's own file is left"
+    );
 }
 
 // Must show: a corrupt spool: the next process runs and delivers its own events.
@@ -333,14 +357,21 @@ async fn a_garbage_or_truncated_spool_is_set_aside_and_the_next_client_runs() {
         };
         std::fs::write(&spools[0], damaged).unwrap();
 
-        let client = server.client_builder().spool_dir(folder.path()).build().unwrap();
+        let client = server
+            .client_builder()
+            .spool_dir(folder.path())
+            .build()
+            .unwrap();
         let trace = client
             .register_agent_run(AgentId::from_name("after-damage").unwrap(), "p")
             .await
             .unwrap();
         for n in 0..20 {
             client
-                .queue_event(trace.trace_id(), Event::text(EventType::Tool, format!("own{n}")))
+                .queue_event(
+                    trace.trace_id(),
+                    Event::text(EventType::Tool, format!("own{n}")),
+                )
                 .unwrap();
         }
         assert!(client.flush(WAIT).await, "{damage}");
@@ -397,7 +428,11 @@ async fn two_live_processes_on_one_folder_never_send_one_event_twice() {
 async fn a_running_client_takes_over_the_file_of_a_process_that_died() {
     let server = server(None).await;
     let folder = Folder::new("takeover-live");
-    let client = server.client_builder().spool_dir(folder.path()).build().unwrap();
+    let client = server
+        .client_builder()
+        .spool_dir(folder.path())
+        .build()
+        .unwrap();
     let mut job = Job::log(30, "1/h");
     job.role = "log-and-hang";
     let (mut process, _) = start(&server, &folder, &job);
@@ -424,8 +459,16 @@ async fn a_client_of_another_key_leaves_the_spool_alone() {
     job.shutdown_ms = 300;
     run(&first, &folder, &job);
 
-    let other = MockServer::builder().api_key(OTHER_KEY).start().await.unwrap();
-    let client = other.client_builder().spool_dir(folder.path()).build().unwrap();
+    let other = MockServer::builder()
+        .api_key(OTHER_KEY)
+        .start()
+        .await
+        .unwrap();
+    let client = other
+        .client_builder()
+        .spool_dir(folder.path())
+        .build()
+        .unwrap();
     let trace = client
         .register_agent_run(AgentId::from_name("other").unwrap(), "p")
         .await
@@ -435,7 +478,12 @@ async fn a_client_of_another_key_leaves_the_spool_alone() {
         .unwrap();
     assert!(client.flush(WAIT).await);
     assert_eq!(delivered(&other), ["other"]);
-    assert!(other.requests_to(Endpoint::Event).iter().all(|r| r.authenticated));
+    assert!(
+        other
+            .requests_to(Endpoint::Event)
+            .iter()
+            .all(|r| r.authenticated)
+    );
     assert_eq!(client.event_stats().recovered, 0);
     folder.assert_no_key(KEY);
     folder.assert_no_key(OTHER_KEY);
@@ -468,7 +516,10 @@ async fn the_caps_drop_the_oldest_and_count_them() {
     // event, waiting for the budget when the cap took it from disk, stayed in memory.)
     let logged = numbered("e", 200);
     let left = 200 - dropped;
-    assert!(all.len() as u64 == left || all.len() as u64 + 1 == left, "{stdout}: {all:?}");
+    assert!(
+        all.len() as u64 == left || all.len() as u64 + 1 == left,
+        "{stdout}: {all:?}"
+    );
     assert_eq!(all, logged[logged.len() - all.len()..]);
 
     // The age cap: everything left by a process is older than a millisecond.
@@ -485,7 +536,10 @@ async fn the_caps_drop_the_oldest_and_count_them() {
         .unwrap();
     assert!(client.flush(WAIT).await);
     let stats = client.event_stats();
-    assert_eq!((stats.recovered, stats.spool_dropped, stats.in_queue), (15, 15, 0));
+    assert_eq!(
+        (stats.recovered, stats.spool_dropped, stats.in_queue),
+        (15, 15, 0)
+    );
     assert!(delivered(&server).is_empty());
 }
 
@@ -515,10 +569,19 @@ async fn log_events(job_events: usize, name: &str) -> Client {
         .register_agent_run(AgentId::from_name(name).unwrap(), "You log and exit.")
         .await
         .unwrap();
-    let prefix = if name == "agent-b" { "b" } else if name == "agent-a" { "a" } else { "e" };
+    let prefix = if name == "agent-b" {
+        "b"
+    } else if name == "agent-a" {
+        "a"
+    } else {
+        "e"
+    };
     for n in 0..job_events {
         client
-            .queue_event(trace.trace_id(), Event::text(EventType::Tool, format!("{prefix}{n}")))
+            .queue_event(
+                trace.trace_id(),
+                Event::text(EventType::Tool, format!("{prefix}{n}")),
+            )
             .unwrap();
     }
     client
@@ -531,9 +594,13 @@ fn child_program() {
         return;
     };
     let events: usize = std::env::var("SPOOL_TEST_EVENTS").unwrap().parse().unwrap();
-    let shutdown_ms: u64 = std::env::var("SPOOL_TEST_SHUTDOWN_MS").unwrap().parse().unwrap();
+    let shutdown_ms: u64 = std::env::var("SPOOL_TEST_SHUTDOWN_MS")
+        .unwrap()
+        .parse()
+        .unwrap();
     let name = std::env::var("SPOOL_TEST_NAME").unwrap();
-    let mut builder = ClientBuilder::from_env().shutdown_timeout(Duration::from_millis(shutdown_ms));
+    let mut builder =
+        ClientBuilder::from_env().shutdown_timeout(Duration::from_millis(shutdown_ms));
     if role == "log-capped" {
         // Each event about 1 KiB on disk: about 60 fit.
         builder = builder.spool_max_bytes(60 * 1024);

@@ -53,7 +53,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| format!("`--timeout` takes a number of seconds, got `{text}`"))?;
+                    .ok_or_else(|| {
+                        format!("`--timeout` takes a number of seconds, got `{text}`")
+                    })?;
                 parsed.timeout = Duration::from_secs_f64(seconds.min(1e9));
             }
             other => return Err(format!("unknown argument `{other}`")),

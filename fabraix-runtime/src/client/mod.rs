@@ -379,10 +379,10 @@ impl Client {
     /// At process exit, after [`flush_at_exit`](Self::flush_at_exit): commits and closes
     /// the spool, if any, so that the next process alone sends what is left.
     pub(crate) fn close_at_exit(&self) {
-        if let Some(exporter) = self.inner.exporter.get() {
-            if !exporter.close_spool_blocking(Duration::from_secs(2)) {
-                tracing::warn!(target: "fabraix", "fabraix spool was not closed in time at exit");
-            }
+        if let Some(exporter) = self.inner.exporter.get()
+            && !exporter.close_spool_blocking(Duration::from_secs(2))
+        {
+            tracing::warn!(target: "fabraix", "fabraix spool was not closed in time at exit");
         }
     }
 

@@ -207,7 +207,9 @@ impl Counters {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let _ = self
             .in_queue
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
     }
 
     fn spilled(&self) {
@@ -296,10 +298,14 @@ enum Message {
         done: oneshot::Sender<()>,
     },
     /// Commit to the spool what is staged and what was delivered.
-    Sync { done: oneshot::Sender<()> },
+    Sync {
+        done: oneshot::Sender<()>,
+    },
     /// The process is exiting: once no send is in flight, commit and close the spool;
     /// what it holds is the next process's.
-    CloseSpool { done: oneshot::Sender<()> },
+    CloseSpool {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The producer side, held by the client. Dropping it (with the last client) lets the

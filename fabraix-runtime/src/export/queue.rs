@@ -279,8 +279,7 @@ impl Queue {
             if let (true, Body::Logged(logged)) = (spool.writable, &body) {
                 let id = spool.next_row;
                 spool.next_row += 1;
-                let spill =
-                    spool.held >= spool.capacity || line.tail > 0 || line.loading.is_some();
+                let spill = spool.held >= spool.capacity || line.tail > 0 || line.loading.is_some();
                 spool.batch.push(Record {
                     id,
                     logged: logged.clone(),
@@ -327,7 +326,11 @@ impl Queue {
             }
         };
         match trace {
-            Some(trace) => self.lines.get_mut(&trace).into_iter().for_each(&mut wait_on),
+            Some(trace) => self
+                .lines
+                .get_mut(&trace)
+                .into_iter()
+                .for_each(&mut wait_on),
             None => self.lines.values_mut().for_each(&mut wait_on),
         }
         if remaining == 0 {
@@ -413,7 +416,9 @@ impl Queue {
         };
         spool.write_batch(&self.counters);
         if !spool.deletes.is_empty() {
-            spool.outbox.push(Command::Delete(std::mem::take(&mut spool.deletes)));
+            spool
+                .outbox
+                .push(Command::Delete(std::mem::take(&mut spool.deletes)));
         }
         let done = spool.closing.take().flatten();
         spool.outbox.push(Command::Close(done));
@@ -456,7 +461,11 @@ impl Queue {
     /// The next thing to do at `now`.
     pub fn next(&mut self, now: Instant) -> Next {
         let spool_at = self.plan_spool(now);
-        if self.spool.as_ref().is_some_and(|s| s.opening || s.closing.is_some()) {
+        if self
+            .spool
+            .as_ref()
+            .is_some_and(|s| s.opening || s.closing.is_some())
+        {
             return wait(spool_at);
         }
         if let Some(until) = self.backoff.not_before {
@@ -531,7 +540,9 @@ impl Queue {
                 if line.tail == 0 || line.loading.is_some() || !line.events.is_empty() {
                     continue;
                 }
-                let asked = room.min(spool::LOAD).min(line.tail.try_into().unwrap_or(usize::MAX));
+                let asked = room
+                    .min(spool::LOAD)
+                    .min(line.tail.try_into().unwrap_or(usize::MAX));
                 line.loading = Some((asked, 0));
                 spool.reserved += asked;
                 wanted.push((trace_id, asked));
@@ -593,8 +604,7 @@ impl Queue {
     }
 
     fn loaded(&mut self, loaded: Loaded) {
-        let (Some(spool), Some(line)) = (&mut self.spool, self.lines.get_mut(&loaded.trace))
-        else {
+        let (Some(spool), Some(line)) = (&mut self.spool, self.lines.get_mut(&loaded.trace)) else {
             return;
         };
         let Some((asked, since)) = line.loading.take() else {
@@ -686,10 +696,10 @@ impl Queue {
         if !line.events.is_empty() {
             return;
         }
-        if let Some(spool) = &mut self.spool {
-            if !self.orphaned {
-                spool.starve(trace_id, line);
-            }
+        if let Some(spool) = &mut self.spool
+            && !self.orphaned
+        {
+            spool.starve(trace_id, line);
         }
         if line.is_done() && !line.starving {
             self.lines.remove(&trace_id);
@@ -762,13 +772,13 @@ impl Queue {
         let Some(line) = self.lines.get_mut(&trace_id) else {
             return;
         };
-        if let Some(done) = line.events.pop_front() {
-            if let Some(spool) = &mut self.spool {
-                spool.held = spool.held.saturating_sub(1);
-                self.counters.release_held(1);
-                if let (Some(row), false) = (done.row, keep_on_disk) {
-                    spool.forget(row);
-                }
+        if let Some(done) = line.events.pop_front()
+            && let Some(spool) = &mut self.spool
+        {
+            spool.held = spool.held.saturating_sub(1);
+            self.counters.release_held(1);
+            if let (Some(row), false) = (done.row, keep_on_disk) {
+                spool.forget(row);
             }
         }
         line.finished += 1;
@@ -855,10 +865,10 @@ fn release(line: &mut Line, waiters: &mut HashMap<u64, Waiter>) {
         }
         if let Some(waiter) = waiters.get_mut(&id) {
             waiter.remaining -= 1;
-            if waiter.remaining == 0 {
-                if let Some(waiter) = waiters.remove(&id) {
-                    let _ = waiter.done.send(());
-                }
+            if waiter.remaining == 0
+                && let Some(waiter) = waiters.remove(&id)
+            {
+                let _ = waiter.done.send(());
             }
         }
         false
@@ -1235,7 +1245,11 @@ mod tests {
         let now = Instant::now();
         let first = send(&mut q, now);
         let second = send(&mut q, now);
-        let (job_a, job_b) = if text(&first) == "a" { (first, second) } else { (second, first) };
+        let (job_a, job_b) = if text(&first) == "a" {
+            (first, second)
+        } else {
+            (second, first)
+        };
         q.complete(&job_a, Ok(()), now);
         assert!(commands(&mut q).is_empty(), "nothing is due yet");
         // One interval later the batch is due: only what is still queued is written.
@@ -1288,7 +1302,10 @@ mod tests {
                         for r in records.into_iter().filter(|r| !r.resident) {
                             let l = &r.logged;
                             disk.push((
-                                Row { file: OWN, id: r.id },
+                                Row {
+                                    file: OWN,
+                                    id: r.id,
+                                },
                                 Logged {
                                     trace_id: l.trace_id,
                                     kind: l.kind,
@@ -1331,7 +1348,10 @@ mod tests {
         let (mine, earlier) = (trace(1), trace(2));
         accept_and_push(&mut q, &c, mine, "mine");
         let now = Instant::now();
-        assert!(!matches!(q.next(now), Next::Send(_)), "the spool has not opened");
+        assert!(
+            !matches!(q.next(now), Next::Send(_)),
+            "the spool has not opened"
+        );
         let (done, mut waiting) = oneshot::channel();
         q.flush(None, done);
         q.spool_reply(Reply::TakenOver(vec![(earlier, 2)]));
@@ -1362,7 +1382,10 @@ mod tests {
             exhausted: false,
         }]));
         q.complete(&first, Ok(()), now);
-        assert!(waiting.try_recv().is_err(), "the taken-over events are outstanding");
+        assert!(
+            waiting.try_recv().is_err(),
+            "the taken-over events are outstanding"
+        );
         for expected in ["old1", "old2"] {
             let job = send(&mut q, now);
             assert_eq!(text(&job), expected);
@@ -1397,10 +1420,15 @@ mod tests {
         let now = Instant::now();
         q.next(now);
         assert!(matches!(commands(&mut q).as_slice(), [Command::Load(w)] if w == &[(t, 3)]));
-        let Body::Logged(l) = logged(t, "only") else { unreachable!() };
+        let Body::Logged(l) = logged(t, "only") else {
+            unreachable!()
+        };
         q.spool_reply(Reply::Loaded(vec![Loaded {
             trace: t,
-            records: vec![(Row { file: 1, id: 7 }, Arc::try_unwrap(l).expect("one owner"))],
+            records: vec![(
+                Row { file: 1, id: 7 },
+                Arc::try_unwrap(l).expect("one owner"),
+            )],
             exhausted: true,
         }]));
         assert_eq!(c.stats().spool_damaged, 2);
@@ -1431,8 +1459,8 @@ mod tests {
             resident,
         };
         q.spool_reply(Reply::Dropped(vec![
-            dropped(rows[0], true), // being sent: kept
-            dropped(rows[1], true), // in memory: let go
+            dropped(rows[0], true),  // being sent: kept
+            dropped(rows[1], true),  // in memory: let go
             dropped(rows[2], false), // on disk only: let go
         ]));
         let stats = c.stats();
@@ -1441,5 +1469,4 @@ mod tests {
         assert_eq!(c.stats().sent, 1);
         assert!(q.lines.is_empty(), "nothing left of the trace");
     }
-
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use super::record::{self, Damage, Encoded};
 use super::super::Logged;
+use super::record::{self, Damage, Encoded};
 use crate::model::TraceId;
 
 /// The spool format this code writes and reads.
@@ -247,7 +247,10 @@ impl SpoolFile {
 
     /// Deletes every record whose trace column is not a trace id; answers how many.
     pub fn delete_unindexable(&mut self) -> rusqlite::Result<u64> {
-        let removed = self.remove("DELETE FROM events WHERE length(trace) != 16 RETURNING id, trace, len", [])?;
+        let removed = self.remove(
+            "DELETE FROM events WHERE length(trace) != 16 RETURNING id, trace, len",
+            [],
+        )?;
         Ok(removed.len() as u64)
     }
 
@@ -273,7 +276,9 @@ impl SpoolFile {
                 oldest.push((row.get(0)?, row.get(1).unwrap_or_default(), len));
             }
         }
-        let mut statement = self.conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+        let mut statement = self
+            .conn
+            .prepare_cached("DELETE FROM events WHERE id = ?1")?;
         let mut removed = Vec::with_capacity(oldest.len());
         for (id, trace, len) in oldest {
             statement.execute([id])?;

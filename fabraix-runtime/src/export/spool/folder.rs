@@ -37,7 +37,9 @@ pub(crate) fn new_file(dir: &Path, fingerprint: &str) -> PathBuf {
         .map_or(0, |d| d.as_nanos());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    dir.join(format!("{PREFIX}{fingerprint}-{created:020}-{pid}-{n}{EXTENSION}"))
+    dir.join(format!(
+        "{PREFIX}{fingerprint}-{created:020}-{pid}-{n}{EXTENSION}"
+    ))
 }
 
 /// The spool files of `fingerprint` in `dir`, oldest first. Another key's files, SQLite's
@@ -49,7 +51,8 @@ pub(crate) fn files_of(dir: &Path, fingerprint: &str) -> std::io::Result<Vec<Pat
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             let rest = name.strip_prefix(&ours)?;
-            rest.ends_with(EXTENSION).then(|| (rest.to_owned(), entry.path()))
+            rest.ends_with(EXTENSION)
+                .then(|| (rest.to_owned(), entry.path()))
         })
         .collect();
     // The creation time comes first and is zero-padded: the names sort by age.

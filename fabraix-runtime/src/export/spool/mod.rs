@@ -37,11 +37,11 @@
 //! than misread. The cost: SQLite's C source compiles once per build directory (about 15 s
 //! on two cores).
 
-mod protocol;
 #[cfg(feature = "spool")]
 mod file;
 #[cfg(feature = "spool")]
 mod folder;
+mod protocol;
 #[cfg(feature = "spool")]
 mod record;
 #[cfg(feature = "spool")]
@@ -99,8 +99,7 @@ pub(crate) struct SpoolSettings {
 impl SpoolSettings {
     pub const DEFAULT_WRITE_BEHIND: std::time::Duration = std::time::Duration::from_secs(1);
     pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
-    pub const DEFAULT_MAX_AGE: std::time::Duration =
-        std::time::Duration::from_secs(7 * 24 * 3600);
+    pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
     pub fn new(dir: std::path::PathBuf) -> Self {
         Self {

@@ -57,7 +57,9 @@ pub(crate) enum Reply {
     Dropped(Vec<Dropped>),
     /// The own file cannot be written: these traces' records of the failed write (those
     /// on disk only) are lost, and the queue keeps to memory from now on.
-    Unwritable { lost: Vec<TraceId> },
+    Unwritable {
+        lost: Vec<TraceId>,
+    },
 }
 
 #[derive(Debug)]
@@ -75,4 +77,3 @@ pub(crate) struct Dropped {
     /// Loaded or written from memory (the queue may still hold it), rather than on disk only.
     pub resident: bool,
 }
-

@@ -62,7 +62,10 @@ fn put_text(body: &mut Vec<u8>, text: &str) {
 
 /// The record's checksum over its trace id and body.
 pub(crate) fn checksum(trace: &[u8], body: &[u8]) -> i64 {
-    let digest = Sha256::new().chain_update(trace).chain_update(body).finalize();
+    let digest = Sha256::new()
+        .chain_update(trace)
+        .chain_update(body)
+        .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_le_bytes(first)
@@ -77,7 +80,12 @@ pub(crate) enum Damage {
 }
 
 /// Reads a stored record back, checking its length, its checksum and its format.
-pub(crate) fn decode(trace: &[u8], len: i64, checksum_stored: i64, body: &[u8]) -> Result<Logged, Damage> {
+pub(crate) fn decode(
+    trace: &[u8],
+    len: i64,
+    checksum_stored: i64,
+    body: &[u8],
+) -> Result<Logged, Damage> {
     if i64::try_from(body.len()).ok() != Some(len) {
         return Err(Damage::Length);
     }
@@ -178,7 +186,15 @@ mod tests {
         assert_eq!(read(&other_trace).err(), Some(Damage::Checksum));
         let mut short_trace = record.clone();
         short_trace.checksum = checksum(&record.trace[..8], &record.body);
-        assert!(decode(&record.trace[..8], record.len, short_trace.checksum, &record.body).is_err());
+        assert!(
+            decode(
+                &record.trace[..8],
+                record.len,
+                short_trace.checksum,
+                &record.body
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::file::{self, Removed, SpoolFile, TakeOver};
-use super::protocol::{Command, Dropped, Loaded, OWN, Record, Reply, Row};
-use super::folder;
-use super::record;
 use super::super::Counters;
+use super::file::{self, Removed, SpoolFile, TakeOver};
+use super::folder;
+use super::protocol::{Command, Dropped, Loaded, OWN, Record, Reply, Row};
+use super::record;
 use crate::model::TraceId;
 
 /// The spool's settings.
@@ -190,14 +190,18 @@ impl Store {
                 .collect::<Vec<_>>()
         };
         if self.unwritable {
-            out.push(Reply::Unwritable { lost: lost(&records) });
+            out.push(Reply::Unwritable {
+                lost: lost(&records),
+            });
             return;
         }
         if !self.files.contains_key(&OWN) {
             let path = folder::new_file(&self.config.dir, &self.config.fingerprint);
             let created = std::fs::create_dir_all(&self.config.dir)
                 .map_err(|e| e.to_string())
-                .and_then(|()| SpoolFile::create(&path, &self.config.fingerprint).map_err(|e| e.to_string()));
+                .and_then(|()| {
+                    SpoolFile::create(&path, &self.config.fingerprint).map_err(|e| e.to_string())
+                });
             match created {
                 Ok(file) => {
                     self.files.insert(OWN, file);
@@ -220,7 +224,10 @@ impl Store {
             Ok(()) => {
                 self.counters.spooled(records.len() as u64);
                 for record in records.iter().filter(|r| r.resident) {
-                    let upto = self.read_upto.entry((OWN, record.logged.trace_id)).or_default();
+                    let upto = self
+                        .read_upto
+                        .entry((OWN, record.logged.trace_id))
+                        .or_default();
                     *upto = (*upto).max(record.id);
                 }
             }
@@ -270,7 +277,11 @@ impl Store {
             let Some(file) = self.files.get_mut(&number) else {
                 continue;
             };
-            let after = self.read_upto.get(&(number, trace)).copied().unwrap_or(i64::MIN);
+            let after = self
+                .read_upto
+                .get(&(number, trace))
+                .copied()
+                .unwrap_or(i64::MIN);
             let read = match file.load(trace, after, max - scanned) {
                 Ok(read) => read,
                 Err(error) => {
@@ -424,8 +435,11 @@ impl Store {
     }
 }
 
-/// A file's records per trace, and how many rows without a trace id it deleted.
-fn index(file: &mut SpoolFile) -> Result<(Vec<(TraceId, u64)>, u64), (u64, String)> {
+/// A file's records per trace, and how many rows without a trace id it deleted; or, when
+/// it cannot be read, how many records it held and why.
+type Index = Result<(Vec<(TraceId, u64)>, u64), (u64, String)>;
+
+fn index(file: &mut SpoolFile) -> Index {
     let rows = file.rows;
     let lost = |e: rusqlite::Error| (rows, e.to_string());
     let mut found = Vec::new();

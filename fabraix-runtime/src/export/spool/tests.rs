@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::{Counters, Logged};
 use super::file::{SpoolFile, TakeOver};
 use super::folder;
-use super::protocol::{Command, Record, Reply, Row, OWN};
+use super::protocol::{Command, OWN, Record, Reply, Row};
 use super::store::{Config, Store};
-use super::super::{Counters, Logged};
 use crate::model::{EventType, TraceId};
 
 /// A folder of its own under the system's temporary folder, removed when dropped.
@@ -137,11 +137,17 @@ fn a_live_writer_s_file_is_never_taken_over_and_a_gone_one_s_is() {
     let path = folder::new_file(dir.path(), &fingerprint);
     let live = SpoolFile::create(&path, &fingerprint).expect("created");
     // Another connection, as another process would open it: the lock is held.
-    assert!(matches!(SpoolFile::take_over(&path, &fingerprint), TakeOver::Busy));
+    assert!(matches!(
+        SpoolFile::take_over(&path, &fingerprint),
+        TakeOver::Busy
+    ));
     drop(live);
     match SpoolFile::take_over(&path, &fingerprint) {
         TakeOver::Taken(file) => {
-            assert!(matches!(SpoolFile::take_over(&path, &fingerprint), TakeOver::Busy));
+            assert!(matches!(
+                SpoolFile::take_over(&path, &fingerprint),
+                TakeOver::Busy
+            ));
             drop(file);
         }
         _ => panic!("a file whose writer is gone is taken over"),
@@ -195,11 +201,19 @@ fn what_one_writer_left_the_next_reads_back_in_order_per_trace() {
     assert!(!exhausted);
     let (rest, exhausted) = load(&mut next, a, 3);
     assert!(exhausted, "only two were left");
-    let texts: Vec<String> = first_three.iter().chain(&rest).map(|(_, t)| t.clone()).collect();
+    let texts: Vec<String> = first_three
+        .iter()
+        .chain(&rest)
+        .map(|(_, t)| t.clone())
+        .collect();
     let expected: Vec<String> = (0..5).map(|n| format!(r#"{{"text":"a{n}"}}"#)).collect();
     assert_eq!(texts, expected);
     // Delivered means deleted: once every row is gone, the file is too.
-    let rows: Vec<Row> = first_three.iter().chain(&rest).map(|(row, _)| *row).collect();
+    let rows: Vec<Row> = first_three
+        .iter()
+        .chain(&rest)
+        .map(|(row, _)| *row)
+        .collect();
     let (b_rows, _) = load(&mut next, b, 10);
     let mut out = Vec::new();
     next.apply(
@@ -209,7 +223,11 @@ fn what_one_writer_left_the_next_reads_back_in_order_per_trace() {
         ],
         &mut out,
     );
-    assert!(spool_files(dir2.path()).is_empty(), "{:?}", spool_files(dir2.path()));
+    assert!(
+        spool_files(dir2.path()).is_empty(),
+        "{:?}",
+        spool_files(dir2.path())
+    );
 }
 
 #[test]
@@ -218,13 +236,26 @@ fn an_own_file_is_created_at_the_first_write_and_deleted_when_left_empty() {
     let (mut store, _) = roomy(dir.path());
     let mut out = Vec::new();
     store.scan(&mut out);
-    assert!(spool_files(dir.path()).is_empty(), "nothing written, no file");
+    assert!(
+        spool_files(dir.path()).is_empty(),
+        "nothing written, no file"
+    );
     write(&mut store, vec![(1, logged(trace(1), "x", now()), true)]);
     let files = spool_files(dir.path());
     // The file and, while it is open, its write-ahead log.
-    assert_eq!(files.iter().filter(|p| p.extension().is_some_and(|e| e == "spool")).count(), 1, "{files:?}");
+    assert_eq!(
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "spool"))
+            .count(),
+        1,
+        "{files:?}"
+    );
     store.apply(
-        vec![Command::Delete(vec![Row { file: OWN, id: 1 }]), Command::Close(None)],
+        vec![
+            Command::Delete(vec![Row { file: OWN, id: 1 }]),
+            Command::Close(None),
+        ],
         &mut out,
     );
     assert!(spool_files(dir.path()).is_empty());
@@ -240,7 +271,9 @@ fn garbage_and_truncated_files_are_set_aside_and_a_fresh_file_is_used() {
     let truncated = {
         let (mut writer, _) = roomy(dir.path());
         let big = "y".repeat(3000);
-        let records = (1..=40).map(|id| (id, logged(trace(5), &big, now()), false)).collect();
+        let records = (1..=40)
+            .map(|id| (id, logged(trace(5), &big, now()), false))
+            .collect();
         write(&mut writer, records);
         writer.close();
         let path = spool_files(dir.path())
@@ -263,7 +296,12 @@ fn garbage_and_truncated_files_are_set_aside_and_a_fresh_file_is_used() {
     assert!(stats.spool_set_aside >= 1, "{stats:?}");
     let names: Vec<String> = spool_files(dir.path())
         .iter()
-        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert!(names.iter().any(|n| n.contains(".damaged-")), "{names:?}");
     // The new client writes and reads its own events.
@@ -280,7 +318,9 @@ fn a_damaged_record_is_skipped_and_the_next_read_shows_it_missing() {
     let t = trace(3);
     let path = {
         let (mut writer, _) = roomy(dir.path());
-        let records = (1..=3).map(|id| (id, logged(t, &format!("e{id}"), now()), false)).collect();
+        let records = (1..=3)
+            .map(|id| (id, logged(t, &format!("e{id}"), now()), false))
+            .collect();
         write(&mut writer, records);
         writer.close();
         spool_files(dir.path()).pop().expect("a file")
@@ -315,7 +355,10 @@ fn the_size_cap_drops_the_oldest_first_and_says_which_were_in_memory() {
     let mut dropped = Vec::new();
     for id in 1..=30 {
         // The first ten were in memory when written; the rest went to disk only.
-        let out = write(&mut store, vec![(id, logged(t, &text, now() + id as f64), id <= 10)]);
+        let out = write(
+            &mut store,
+            vec![(id, logged(t, &text, now() + id as f64), id <= 10)],
+        );
         for reply in out {
             if let Reply::Dropped(rows) = reply {
                 dropped.extend(rows);
@@ -324,10 +367,17 @@ fn the_size_cap_drops_the_oldest_first_and_says_which_were_in_memory() {
     }
     let ids: Vec<i64> = dropped.iter().map(|d| d.row.id).collect();
     assert!(!ids.is_empty());
-    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "oldest first");
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "oldest first"
+    );
     assert!(dropped.iter().all(|d| d.resident == (d.row.id <= 10)));
     let (left, _) = load(&mut store, t, 100);
-    assert_eq!(left.first().map(|(row, _)| row.id), Some(ids.len() as i64 + 1));
+    assert_eq!(
+        left.first().map(|(row, _)| row.id),
+        Some(ids.len() as i64 + 1)
+    );
     let bytes: usize = left.iter().map(|(_, text)| text.len()).sum();
     assert!(bytes <= 10_000, "{bytes}");
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::super::Counters;
 use super::protocol::{Command, Reply};
 use super::store::{Config, Store};
-use super::super::Counters;
 
 /// The driver's ends of the spool's two channels.
 pub(crate) struct Handle {
