@@ -80,8 +80,8 @@ impl ClientBuilder {
     }
 
     /// A builder that starts from the environment: `FABRAIX_API_KEY`, `FABRAIX_BASE_URL`,
-    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT` and
-    /// `FABRAIX_DISABLED`. An unreadable
+    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT`,
+    /// `FABRAIX_SPOOL_DIR` (feature `spool`) and `FABRAIX_DISABLED`. An unreadable
     /// value is reported by [`build`](Self::build). Setters called afterwards win.
     pub fn from_env() -> Self {
         Self::default().with_env(|name| std::env::var(name).ok())

@@ -28,12 +28,17 @@ pub(super) async fn drive(
 ) {
     let options = *api.options();
     let mut queue = Queue::new(options.retry, options.max_in_flight, counters.clone());
+    // With a spool, mail must be filed within half the write-behind interval even while
+    // sends wait (for a throttled key's budget, say) and no producer rings: then the
+    // driver looks every half interval.
+    let mut look_every = None;
     let mut spool = spool.map(|(link, write_behind)| {
         queue = std::mem::replace(
             &mut queue,
             Queue::new(options.retry, options.max_in_flight, counters.clone()),
         )
         .with_spool(options.queue_capacity, write_behind);
+        look_every = Some(write_behind / 2);
         link
     });
     let mut commands = Vec::new();
@@ -120,6 +125,7 @@ pub(super) async fn drive(
                 reply = answer(&mut spool), if spool.is_some() => {
                     take(&mut queue, &mut spool, &counters, reply);
                 }
+                _ = sleep_for(look_every), if spool.is_some() => {}
             }
         }
     }
@@ -155,6 +161,13 @@ fn take(
         counters.spool_opened();
     }
     queue.spool_reply(reply);
+}
+
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -149,7 +149,9 @@ struct Spooling {
     held: usize,
     /// Room kept for reads of tails in flight.
     reserved: usize,
-    write_behind: Duration,
+    /// How long a batch waits before it is written: half the write-behind interval, the
+    /// other half being how long an event may wait in the mailbox (see `driver.rs`).
+    batch_wait: Duration,
     /// Staged for the disk, in filing order, and since when.
     batch: Vec<Record>,
     batch_since: Option<Instant>,
@@ -245,7 +247,8 @@ impl Queue {
     }
 
     /// Keeps events on a spool: at most `capacity` in memory, the rest on disk, each
-    /// written at most `write_behind` after it was filed. Nothing is sent until the spool's
+    /// written at most half of `write_behind` after it was filed (the driver files what
+    /// was logged within the other half). Nothing is sent until the spool's
     /// first answer ([`Reply::Opened`]).
     #[cfg_attr(not(feature = "spool"), allow(dead_code))]
     pub fn with_spool(mut self, capacity: usize, write_behind: Duration) -> Self {
@@ -253,7 +256,7 @@ impl Queue {
             capacity: capacity.max(1),
             held: 0,
             reserved: 0,
-            write_behind,
+            batch_wait: write_behind / 2,
             batch: Vec::new(),
             batch_since: None,
             next_row: 1,
@@ -518,9 +521,7 @@ impl Queue {
         let spool = self.spool.as_mut()?;
         if !spool.batch.is_empty() {
             let since = *spool.batch_since.get_or_insert(now);
-            if self.orphaned
-                || spool.batch.len() >= spool::BATCH
-                || now >= since + spool.write_behind
+            if self.orphaned || spool.batch.len() >= spool::BATCH || now >= since + spool.batch_wait
             {
                 spool.write_batch(&self.counters);
             }
@@ -556,7 +557,7 @@ impl Queue {
         spool
             .batch_since
             .filter(|_| !spool.batch.is_empty())
-            .map(|since| since + spool.write_behind)
+            .map(|since| since + spool.batch_wait)
     }
 
     /// Takes one answer of the spool's thread; answers false when the queue has no spool
@@ -1252,12 +1253,13 @@ mod tests {
         };
         q.complete(&job_a, Ok(()), now);
         assert!(commands(&mut q).is_empty(), "nothing is due yet");
-        // One interval later the batch is due: only what is still queued is written.
-        match q.next(now + Duration::from_millis(999)) {
-            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_secs(1)),
+        // Half an interval later the batch is due (the driver files what is logged within
+        // the other half): only what is still queued is written.
+        match q.next(now + Duration::from_millis(499)) {
+            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_millis(500)),
             other => panic!("expected a wait for the batch, got {other:?}"),
         }
-        q.next(now + Duration::from_secs(1));
+        q.next(now + Duration::from_millis(500));
         let out = commands(&mut q);
         assert_eq!(out.len(), 1);
         assert_eq!(written(&out[0]), ["b"]);
@@ -1468,5 +1470,38 @@ mod tests {
         q.complete(&sending, Ok(()), now);
         assert_eq!(c.stats().sent, 1);
         assert!(q.lines.is_empty(), "nothing left of the trace");
+    }
+
+    #[test]
+    fn closing_at_exit_leaves_what_is_on_disk_to_the_next_process() {
+        let (mut q, c) = spooled(8);
+        let t = trace(5);
+        for n in 0..3 {
+            accept_and_push(&mut q, &c, t, &format!("e{n}"));
+        }
+        let now = Instant::now();
+        let in_flight = send(&mut q, now);
+        q.next(now + Duration::from_secs(1));
+        assert!(matches!(commands(&mut q).as_slice(), [Command::Write(r)] if r.len() == 3));
+        let (done, mut closed) = oneshot::channel();
+        // The driver drops the send waiting for budget, then closes.
+        q.cancel_sends();
+        q.close_spool(Some(done));
+        match commands(&mut q).as_slice() {
+            [Command::Close(Some(_))] => {}
+            other => panic!("expected the close, got {other:?}"),
+        }
+        assert!(closed.try_recv().is_err(), "answered by the spool's thread");
+        // All three are on disk: none is this process's to send any more.
+        assert!(matches!(q.next(now), Next::Idle));
+        assert_eq!(c.stats().in_queue, 0);
+        // An outcome that arrives anyway changes nothing, and later events stay in memory.
+        q.complete(&in_flight, Ok(()), now);
+        accept_and_push(&mut q, &c, t, "after");
+        let job = send(&mut q, now);
+        assert_eq!(text(&job), "after");
+        q.complete(&job, Ok(()), now);
+        assert!(commands(&mut q).is_empty());
+        assert!(q.is_drained());
     }
 }
