@@ -309,7 +309,9 @@ impl Client {
     }
 
     /// Waits, up to `timeout`, until every event queued before this call has been sent or
-    /// has failed; answers whether that happened in time.
+    /// has failed; answers whether that happened in time. With a spool, the events found
+    /// there when the client started count as queued before, and the spool is committed
+    /// afterwards (what is left is on disk, what was delivered is gone from it).
     pub async fn flush(&self, timeout: Duration) -> bool {
         self.flush_events(None, timeout).await
     }

@@ -46,7 +46,7 @@ pub struct EventStats {
     pub failed: u64,
     /// Events refused because the queue was full ([`Error::QueueFull`]).
     pub dropped: u64,
-    /// Events queued and not yet sent or failed.
+    /// Events queued and not yet sent or failed (with a spool, those on disk too).
     pub in_queue: usize,
     /// Events let go because their run has no trace: logged inside an agent run that could
     /// not be registered (`on_failure = "continue"`) or that runs with the SDK disabled,

@@ -34,8 +34,7 @@
 //! when the process dies, is the advisory lock between processes, with no extra crate (the
 //! standard library's `File::try_lock` needs Rust 1.89, past the crates' 1.88). And a
 //! damaged or foreign file is reported as such (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) rather
-//! than misread. The cost: SQLite's C source compiles once per build directory (about 15 s
-//! on two cores).
+//! than misread. The cost: SQLite's C source compiles once per build directory.
 
 #[cfg(feature = "spool")]
 mod file;
