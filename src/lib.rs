@@ -267,6 +267,7 @@
 //! | `FABRAIX_TIMEOUT_MS` | timeout of one attempt | `10000` |
 //! | `FABRAIX_MAX_RETRIES` | retries of 429, 5xx, connection errors, timeouts | `3` |
 //! | `FABRAIX_RATE_LIMIT` | the key's limit: `60/min,1000/h`, `10/s`, `30/6s`, `off` | by base URL |
+//! | `FABRAIX_SPOOL_DIR` | feature `spool`: a folder where queued events are kept on disk, to outlive the process | unset |
 //! | `FABRAIX_DISABLED` | `1`: the SDK is off: nothing is sent, runs have no trace, events are let go (counted), checks answer `Error::Disabled`, guarded tools run unchecked | unset |
 //!
 //! [`ClientBuilder`] has these and more: connect timeout, a total deadline per call,
@@ -292,6 +293,12 @@
 //! - `testing`: [`testing::MockServer`].
 //! - `tower`: [`propagation::TraceLayer`] and [`propagation::PropagateLayer`], tower
 //!   layers that carry a run across processes.
+//! - `spool`: queued events kept in a crash-safe spool on disk (SQLite, compiled in):
+//!   written behind (at most 1 s late), overflow to disk instead of
+//!   [`Error::QueueFull`], sent by the next process on the same folder and key, capped in
+//!   size and age; `ClientBuilder::spool_dir` or `FABRAIX_SPOOL_DIR`, counts in
+//!   [`EventStats`]. The `fabraix-spool drain` command sends a folder's backlog and exits.
+//!   See the README's Reliability section.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

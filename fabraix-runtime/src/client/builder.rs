@@ -28,6 +28,8 @@ use crate::model::{Error, RateLimit};
 /// | [`rate_limit`](Self::rate_limit) | by base URL: `60/min,1000/h` for `dev.fabraix.com`, `600/min,10000/h` for `api.fabraix.com`, `off` elsewhere | `FABRAIX_RATE_LIMIT` |
 /// | [`flush_timeout`](Self::flush_timeout) (agent fns, on return) | 5 s | |
 /// | [`shutdown_timeout`](Self::shutdown_timeout) (the guard of [`init`](crate::init)) | 10 s | |
+/// | `spool_dir` (feature `spool`) | none: events are kept in memory only | `FABRAIX_SPOOL_DIR` |
+/// | `spool_write_behind`, `spool_max_bytes`, `spool_max_age` (feature `spool`) | 1 s, 256 MiB, 7 days | |
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,6 +52,10 @@ pub struct ClientBuilder {
     rate_limit: Option<RateLimit>,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
+    /// `FABRAIX_SPOOL_DIR` or `spool_dir`, and the spool's other settings.
+    spool_dir: Option<std::path::PathBuf>,
+    #[cfg(feature = "spool")]
+    spool: crate::export::SpoolSettings,
 }
 
 impl Default for ClientBuilder {
@@ -60,6 +66,9 @@ impl Default for ClientBuilder {
             options: Options::default(),
             rate_limit: None,
             env_error: None,
+            spool_dir: None,
+            #[cfg(feature = "spool")]
+            spool: crate::export::SpoolSettings::new(std::path::PathBuf::new()),
         }
     }
 }
@@ -71,8 +80,8 @@ impl ClientBuilder {
     }
 
     /// A builder that starts from the environment: `FABRAIX_API_KEY`, `FABRAIX_BASE_URL`,
-    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT` and
-    /// `FABRAIX_DISABLED`. An unreadable
+    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT`,
+    /// `FABRAIX_SPOOL_DIR` (feature `spool`) and `FABRAIX_DISABLED`. An unreadable
     /// value is reported by [`build`](Self::build). Setters called afterwards win.
     pub fn from_env() -> Self {
         Self::default().with_env(|name| std::env::var(name).ok())
@@ -107,6 +116,9 @@ impl ClientBuilder {
                 Ok(limit) => self.rate_limit = Some(limit),
                 Err(e) => self.note_env_error(format!("FABRAIX_RATE_LIMIT: {e}")),
             }
+        }
+        if let Some(dir) = var("FABRAIX_SPOOL_DIR").filter(|d| !d.trim().is_empty()) {
+            self.spool_dir = Some(dir.into());
         }
         if let Some(flag) = var("FABRAIX_DISABLED") {
             match flag.trim().to_ascii_lowercase().as_str() {
@@ -236,13 +248,78 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps events in a crash-safe spool in `dir` (created if missing), behind the
+    /// in-memory queue: written to disk at most [`spool_write_behind`](Self::spool_write_behind)
+    /// after they were logged; past the queue's capacity they go to disk instead of being
+    /// refused; and what a process leaves there is sent by the next client on the same
+    /// folder and key. Several processes may share one folder. Also `FABRAIX_SPOOL_DIR`.
+    /// See the README's Reliability section.
+    #[cfg(feature = "spool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spool")))]
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// How late an event still queued is written to the spool, at most (default 1 s): the
+    /// events a SIGKILL or a power loss can lose are those logged within it.
+    #[cfg(feature = "spool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spool")))]
+    pub fn spool_write_behind(mut self, interval: Duration) -> Self {
+        self.spool.write_behind = interval;
+        self
+    }
+
+    /// The spool's size cap, in bytes of stored events (default 256 MiB): past it, the
+    /// oldest events are dropped, counted in
+    /// [`EventStats::spool_dropped`](crate::EventStats::spool_dropped) and warned about.
+    #[cfg(feature = "spool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spool")))]
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool.max_bytes = bytes;
+        self
+    }
+
+    /// The spool's age cap (default 7 days): events logged longer ago are dropped, counted
+    /// and warned about.
+    #[cfg(feature = "spool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "spool")))]
+    pub fn spool_max_age(mut self, age: Duration) -> Self {
+        self.spool.max_age = age;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
         let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?;
-        Client::from_settings(settings)
+        #[cfg(feature = "spool")]
+        {
+            let spool = match self.spool_dir {
+                Some(dir) if !settings.options.disabled => {
+                    if self.spool.max_bytes == 0 || self.spool.max_age.is_zero() {
+                        return Err(Error::Config(
+                            "`spool_max_bytes` and `spool_max_age` must be more than zero".into(),
+                        ));
+                    }
+                    Some(crate::export::SpoolSettings { dir, ..self.spool })
+                }
+                _ => None,
+            };
+            Client::from_settings(settings, spool)
+        }
+        #[cfg(not(feature = "spool"))]
+        {
+            if self.spool_dir.is_some() && !settings.options.disabled {
+                tracing::warn!(
+                    target: "fabraix",
+                    "FABRAIX_SPOOL_DIR is set, but fabraix was built without its `spool` feature: events are kept in memory only"
+                );
+            }
+            Client::from_settings(settings)
+        }
     }
 }
 

@@ -73,6 +73,8 @@ impl Drop for InitGuard {
                 "fabraix events still queued at exit were not all sent within the shutdown timeout"
             );
         }
+        // With a spool, what is left is on disk, for the next process to send.
+        self.client.close_at_exit();
     }
 }
 

@@ -51,8 +51,10 @@ struct Inner {
     id: ClientId,
     api: Arc<Api>,
     counters: Arc<Counters>,
-    /// Started by the first queued event.
+    /// Started by the first queued event, or at once with a spool.
     exporter: OnceCell<Exporter>,
+    #[cfg(feature = "spool")]
+    spool: Option<crate::export::SpoolSettings>,
 }
 
 /// Every client alive, by id, so that a [`Trace`] carried anywhere finds the client that
@@ -71,7 +73,10 @@ impl Client {
         ClientBuilder::from_env().build()
     }
 
-    fn from_settings(settings: Settings) -> Result<Self, Error> {
+    fn from_settings(
+        settings: Settings,
+        #[cfg(feature = "spool")] spool: Option<crate::export::SpoolSettings>,
+    ) -> Result<Self, Error> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = ClientId(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let inner = Arc::new(Inner {
@@ -79,7 +84,15 @@ impl Client {
             api: Arc::new(Api::new(settings)?),
             counters: Arc::new(Counters::default()),
             exporter: OnceCell::new(),
+            #[cfg(feature = "spool")]
+            spool,
         });
+        #[cfg(feature = "spool")]
+        if inner.spool.is_some() {
+            // What earlier processes left in the spool is sent from the start. Should the
+            // SDK's thread be unavailable, the first queued event reports it.
+            let _ = Self::start_exporter(&inner);
+        }
         let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
         if clients.len().is_power_of_two() {
             clients.retain(|(_, client)| client.strong_count() > 0);
@@ -197,10 +210,17 @@ impl Client {
     }
 
     fn exporter(&self) -> Result<&Exporter, Error> {
-        let inner = &self.inner;
-        inner
-            .exporter
-            .get_or_try_init(|| Exporter::start(inner.api.clone(), inner.counters.clone()))
+        Self::start_exporter(&self.inner)
+    }
+
+    fn start_exporter(inner: &Inner) -> Result<&Exporter, Error> {
+        inner.exporter.get_or_try_init(|| {
+            #[cfg(feature = "spool")]
+            if let Some(spool) = &inner.spool {
+                return Exporter::start_spooled(inner.api.clone(), inner.counters.clone(), spool);
+            }
+            Exporter::start(inner.api.clone(), inner.counters.clone())
+        })
     }
 
     /// Sends one event of the run `trace_id` now, under the retry policy, and returns the
@@ -295,7 +315,9 @@ impl Client {
     }
 
     /// Waits, up to `timeout`, until every event queued before this call has been sent or
-    /// has failed; answers whether that happened in time.
+    /// has failed; answers whether that happened in time. With a spool, the events found
+    /// there when the client started count as queued before, and the spool is committed
+    /// afterwards (what is left is on disk, what was delivered is gone from it).
     pub async fn flush(&self, timeout: Duration) -> bool {
         self.flush_events(None, timeout).await
     }
@@ -334,12 +356,25 @@ impl Client {
 
     /// At process exit: events may use the whole budget; waits up to the shutdown timeout.
     pub(crate) fn flush_at_exit(&self) -> bool {
-        if self.in_queue() == 0 {
+        // With a spool, also when nothing is queued: the last deliveries' deletions and
+        // what is queued are committed before the process exits.
+        let spooled = self.inner.exporter.get().is_some_and(Exporter::is_spooled);
+        if self.in_queue() == 0 && !spooled {
             return true;
         }
         self.inner.api.drain();
         let timeout = self.inner.api.options().shutdown_timeout;
         self.flush_events_blocking(None, timeout)
+    }
+
+    /// At process exit, after [`flush_at_exit`](Self::flush_at_exit): commits and closes
+    /// the spool, if any, so that the next process alone sends what is left.
+    pub(crate) fn close_at_exit(&self) {
+        if let Some(exporter) = self.inner.exporter.get()
+            && !exporter.close_spool_blocking(Duration::from_secs(2))
+        {
+            tracing::warn!(target: "fabraix", "fabraix spool was not closed in time at exit");
+        }
     }
 
     /// The flush timeout of agent fns.

@@ -221,7 +221,7 @@ mod tests {
             .iter()
             .map(|m| match m {
                 Message::Flush { trace, .. } => trace.map(|t| t.as_uuid().as_bytes()[0]),
-                Message::Event(_) => None,
+                Message::Event(_) | Message::Sync { .. } | Message::CloseSpool { .. } => None,
             })
             .collect();
         assert_eq!(traces, [Some(0), Some(1), Some(2)]);

@@ -11,13 +11,17 @@
 //!   (`inbox.rs`).
 //! - A flush is a marker sent through the same mailbox, so it waits exactly for the events
 //!   logged before it (of one trace, or of all).
+//! - With a spool (`spool/`, feature `spool`), events are also kept on disk, written
+//!   behind by a thread of the spool's own, and past the capacity go to disk instead of
+//!   being refused; a later process sends what is left.
 
 mod driver;
 mod inbox;
 mod queue;
+mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -26,6 +30,9 @@ use tokio::sync::oneshot;
 use crate::api::{Api, io_thread};
 use crate::model::wire;
 use crate::model::{Error, Event, EventType, TraceId};
+
+#[cfg(feature = "spool")]
+pub(crate) use spool::SpoolSettings;
 
 /// The exporter's counters: the `events` of [`Client::stats`](crate::Client::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,12 +46,28 @@ pub struct EventStats {
     pub failed: u64,
     /// Events refused because the queue was full ([`Error::QueueFull`]).
     pub dropped: u64,
-    /// Events queued and not yet sent or failed.
+    /// Events queued and not yet sent or failed (with a spool, those on disk too).
     pub in_queue: usize,
     /// Events let go because their run has no trace: logged inside an agent run that could
     /// not be registered (`on_failure = "continue"`) or that runs with the SDK disabled,
     /// or queued on a disabled client. None of them was sent, and none is in `queued`.
     pub untraced: u64,
+    /// With a spool: events written to disk (an event delivered within the write-behind
+    /// interval never is).
+    pub spooled: u64,
+    /// With a spool: events that arrived past the queue's capacity and went to disk only,
+    /// instead of being refused.
+    pub spilled: u64,
+    /// With a spool: events left on disk by earlier processes (or clients) that this
+    /// client took over to send. Also counted in `in_queue` until done.
+    pub recovered: u64,
+    /// With a spool: events dropped from it by its size or age cap, oldest first.
+    pub spool_dropped: u64,
+    /// With a spool: records that could not be trusted (a bad length, checksum or
+    /// format, or in a file gone unreadable) and were skipped.
+    pub spool_damaged: u64,
+    /// With a spool: unreadable spool files set aside (renamed `*.damaged-<time>`).
+    pub spool_set_aside: u64,
 }
 
 /// The counts behind [`EventStats`], shared by the producers and the driver.
@@ -56,6 +79,19 @@ pub(crate) struct Counters {
     dropped: AtomicU64,
     in_queue: AtomicUsize,
     untraced: AtomicU64,
+    /// With a spool: events in memory (the mailbox, the queue, the batch on its way to
+    /// disk), which is what bounds `log_event` then.
+    held: AtomicUsize,
+    /// What bounds `log_event`: see [`SpoolState`].
+    spool: AtomicU8,
+    /// The spool's first search of its folder is not done: a flush must wait for it.
+    opening: AtomicBool,
+    spooled: AtomicU64,
+    spilled: AtomicU64,
+    recovered: AtomicU64,
+    spool_dropped: AtomicU64,
+    spool_damaged: AtomicU64,
+    spool_set_aside: AtomicU64,
 }
 
 impl Counters {
@@ -63,19 +99,41 @@ impl Counters {
     pub fn try_accept(&self, capacity: usize) -> Result<(), Error> {
         if self.in_queue.fetch_add(1, Ordering::AcqRel) >= capacity {
             self.in_queue.fetch_sub(1, Ordering::AcqRel);
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped.is_power_of_two() {
-                tracing::warn!(
-                    target: "fabraix",
-                    dropped,
-                    capacity,
-                    "fabraix event queue is full; events are being dropped"
-                );
-            }
-            return Err(Error::QueueFull);
+            return Err(self.refuse(capacity));
         }
         self.queued.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Takes one event in, by the rule of the spool's state: without one (or once it is
+    /// closed), as [`try_accept`](Self::try_accept); with one, the bound is on the events
+    /// in memory, and past the capacity (while the spool can be written) they go to disk.
+    pub fn try_accept_spooled(&self, capacity: usize) -> Result<(), Error> {
+        let limit = match self.spool.load(Ordering::Acquire) {
+            SpoolState::WRITING => capacity.saturating_add(spool::IN_TRANSIT),
+            SpoolState::MEMORY => capacity,
+            _ => return self.try_accept(capacity),
+        };
+        if self.held.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.refuse(limit));
+        }
+        self.in_queue.fetch_add(1, Ordering::AcqRel);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn refuse(&self, capacity: usize) -> Error {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                target: "fabraix",
+                dropped,
+                capacity,
+                "fabraix event queue is full; events are being dropped"
+            );
+        }
+        Error::QueueFull
     }
 
     pub fn finish_sent(&self) {
@@ -97,9 +155,99 @@ impl Counters {
         self.untraced.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Events queued and not yet sent or failed.
+    /// Events queued and not yet sent or failed; one more while a spool is still
+    /// searching its folder for events to take over (so that a flush waits for them).
     pub fn in_queue(&self) -> usize {
-        self.in_queue.load(Ordering::Acquire)
+        self.in_queue.load(Ordering::Acquire) + usize::from(self.opening.load(Ordering::Acquire))
+    }
+
+    #[cfg_attr(not(feature = "spool"), allow(dead_code))]
+    /// A spool is starting: it takes what is past the capacity, and flushes wait for its
+    /// first search of the folder.
+    fn spool_on(&self) {
+        self.spool.store(SpoolState::WRITING, Ordering::Release);
+        self.opening.store(true, Ordering::Release);
+    }
+
+    /// The spool's first search is done (or it is gone).
+    fn spool_opened(&self) {
+        self.opening.store(false, Ordering::Release);
+    }
+
+    /// The spool cannot be written: `log_event` is bounded by the capacity again.
+    fn spool_off(&self) {
+        self.spool.store(SpoolState::MEMORY, Ordering::Release);
+    }
+
+    /// The spool is closed (or gone): the queue no longer counts what it holds.
+    fn spool_closed(&self) {
+        self.spool.store(SpoolState::NONE, Ordering::Release);
+        self.opening.store(false, Ordering::Release);
+    }
+
+    /// Events loaded from disk into memory.
+    fn hold(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Events that left memory (done, or written to disk only).
+    fn release_held(&self, n: usize) {
+        if n > 0 {
+            let _ = self
+                .held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    Some(held.saturating_sub(n))
+                });
+        }
+    }
+
+    /// `n` events done with without being sent or failed: dropped by a cap, unreadable,
+    /// or left on disk for the next process.
+    fn let_go(&self, n: u64) {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let _ = self
+            .in_queue
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
+
+    fn spilled(&self) {
+        self.spilled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "spool"), allow(dead_code))]
+    fn spooled(&self, n: u64) {
+        self.spooled.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` events of earlier writers taken over: queued from now on.
+    fn recover(&self, n: u64) {
+        self.recovered.fetch_add(n, Ordering::Relaxed);
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.in_queue.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// One event dropped by the spool's size or age cap.
+    fn spool_dropped(&self) {
+        self.let_go(1);
+        let dropped = self.spool_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                target: "fabraix",
+                dropped,
+                "fabraix spool is over its size or age cap; its oldest events are being dropped"
+            );
+        }
+    }
+
+    fn spool_damage(&self, records: u64) {
+        self.spool_damaged.fetch_add(records, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "spool"), allow(dead_code))]
+    fn spool_set_aside(&self) {
+        self.spool_set_aside.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> EventStats {
@@ -108,13 +256,33 @@ impl Counters {
             sent: self.sent.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            in_queue: self.in_queue(),
+            in_queue: self.in_queue.load(Ordering::Acquire),
             untraced: self.untraced.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            spilled: self.spilled.load(Ordering::Relaxed),
+            recovered: self.recovered.load(Ordering::Relaxed),
+            spool_dropped: self.spool_dropped.load(Ordering::Relaxed),
+            spool_damaged: self.spool_damaged.load(Ordering::Relaxed),
+            spool_set_aside: self.spool_set_aside.load(Ordering::Relaxed),
         }
     }
 }
 
+/// The states of [`Counters::spool`].
+struct SpoolState;
+
+impl SpoolState {
+    /// No spool: `in_queue` is bounded by the capacity.
+    const NONE: u8 = 0;
+    /// Events past the capacity go to disk: what is in memory is bounded by the capacity
+    /// and [`spool::IN_TRANSIT`].
+    const WRITING: u8 = 1;
+    /// The spool cannot be written: what is in memory is bounded by the capacity.
+    const MEMORY: u8 = 2;
+}
+
 /// An event on its way to the driver, stamped when it was logged.
+#[derive(Debug)]
 struct Logged {
     trace_id: TraceId,
     kind: EventType,
@@ -129,6 +297,15 @@ enum Message {
         trace: Option<TraceId>,
         done: oneshot::Sender<()>,
     },
+    /// Commit to the spool what is staged and what was delivered.
+    Sync {
+        done: oneshot::Sender<()>,
+    },
+    /// The process is exiting: once no send is in flight, commit and close the spool;
+    /// what it holds is the next process's.
+    CloseSpool {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The producer side, held by the client. Dropping it (with the last client) lets the
@@ -137,25 +314,58 @@ pub(crate) struct Exporter {
     tx: inbox::Sender,
     counters: Arc<Counters>,
     capacity: usize,
+    /// Events are kept on a spool.
+    spooled: bool,
 }
 
 impl Exporter {
     /// Starts the driver on the SDK's thread.
     pub fn start(api: Arc<Api>, counters: Arc<Counters>) -> Result<Self, Error> {
+        Self::launch_on(io_thread::handle()?, api, counters, None)
+    }
+
+    /// Starts the driver with a spool in `settings.dir`: at once, so that what earlier
+    /// processes left there is sent from the start.
+    #[cfg(feature = "spool")]
+    pub fn start_spooled(
+        api: Arc<Api>,
+        counters: Arc<Counters>,
+        settings: &SpoolSettings,
+    ) -> Result<Self, Error> {
         let handle = io_thread::handle()?;
+        let spool = spool::start(settings, api.settings().key(), counters.clone());
+        if spool.is_some() {
+            counters.spool_on();
+        }
+        let spool = spool.map(|link| (link, settings.write_behind));
+        Self::launch_on(handle, api, counters, spool)
+    }
+
+    fn launch_on(
+        handle: &tokio::runtime::Handle,
+        api: Arc<Api>,
+        counters: Arc<Counters>,
+        spool: Option<(spool::Handle, Duration)>,
+    ) -> Result<Self, Error> {
         let (tx, rx) = inbox::channel();
         let capacity = api.options().queue_capacity;
-        handle.spawn(driver::drive(api, rx, counters.clone()));
+        let spooled = spool.is_some();
+        handle.spawn(driver::drive(api, rx, counters.clone(), spool));
         Ok(Self {
             tx,
             counters,
             capacity,
+            spooled,
         })
     }
 
     /// Queues one event of `trace_id`, stamped now.
     pub fn enqueue(&self, trace_id: TraceId, event: Event) -> Result<(), Error> {
-        self.counters.try_accept(self.capacity)?;
+        if self.spooled {
+            self.counters.try_accept_spooled(self.capacity)?;
+        } else {
+            self.counters.try_accept(self.capacity)?;
+        }
         let (kind, content, schema) = event.into_parts();
         let logged = Logged {
             trace_id,
@@ -174,18 +384,36 @@ impl Exporter {
 
     /// Waits, up to `timeout`, until every event queued before this call (of `trace`, or
     /// of all traces) has been sent or has failed. Answers whether that happened in time.
+    /// A flush of all traces on a spool then commits it (what is still queued is on disk,
+    /// and what was delivered is gone from it), waiting at least [`SYNC_AT_LEAST`] for that.
     pub async fn flush(&self, trace: Option<TraceId>, timeout: Duration) -> bool {
-        match self.flush_marker(trace) {
+        let started = std::time::Instant::now();
+        let flushed = match self.flush_marker(trace) {
             None => true,
             Some(done) => io_thread::run(wait(done, timeout)).await.unwrap_or(false),
+        };
+        match self.sync_marker(trace) {
+            None => flushed,
+            Some(done) => {
+                let left = timeout.saturating_sub(started.elapsed()).max(SYNC_AT_LEAST);
+                io_thread::run(wait(done, left)).await.unwrap_or(false) && flushed
+            }
         }
     }
 
     /// [`flush`](Self::flush), blocking this thread.
     pub fn flush_blocking(&self, trace: Option<TraceId>, timeout: Duration) -> bool {
-        match self.flush_marker(trace) {
+        let started = std::time::Instant::now();
+        let flushed = match self.flush_marker(trace) {
             None => true,
             Some(done) => io_thread::block_on(wait(done, timeout)).unwrap_or(false),
+        };
+        match self.sync_marker(trace) {
+            None => flushed,
+            Some(done) => {
+                let left = timeout.saturating_sub(started.elapsed()).max(SYNC_AT_LEAST);
+                io_thread::block_on(wait(done, left)).unwrap_or(false) && flushed
+            }
         }
     }
 
@@ -224,6 +452,36 @@ impl Exporter {
         }
     }
 
+    /// Whether events are kept on a spool.
+    pub fn is_spooled(&self) -> bool {
+        self.spooled
+    }
+
+    /// At process exit, after a flush: lets the sends in flight finish (starting no
+    /// other), commits the spool and closes it, waiting up to `timeout`. A process that
+    /// exits then sends nothing twice: what was delivered is deleted, and what was not is
+    /// on disk for the next process, which alone sends it. Events logged afterwards are
+    /// kept in memory only.
+    pub fn close_spool_blocking(&self, timeout: Duration) -> bool {
+        if !self.spooled {
+            return true;
+        }
+        let (done, waiting) = oneshot::channel();
+        if self.tx.send(Message::CloseSpool { done }, true).is_err() {
+            return false;
+        }
+        io_thread::block_on(wait(waiting, timeout)).unwrap_or(false)
+    }
+
+    fn sync_marker(&self, trace: Option<TraceId>) -> Option<oneshot::Receiver<()>> {
+        if !self.spooled || trace.is_some() {
+            return None;
+        }
+        let (done, waiting) = oneshot::channel();
+        self.tx.send(Message::Sync { done }, true).ok()?;
+        Some(waiting)
+    }
+
     fn flush_marker(&self, trace: Option<TraceId>) -> Option<oneshot::Receiver<()>> {
         if self.counters.in_queue() == 0 {
             return None;
@@ -233,6 +491,10 @@ impl Exporter {
         Some(waiting)
     }
 }
+
+/// How long a flush waits for the spool's commit at least, even past its own timeout:
+/// a commit takes milliseconds, and without it what was delivered is sent again.
+const SYNC_AT_LEAST: Duration = Duration::from_secs(2);
 
 async fn wait(done: oneshot::Receiver<()>, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
