@@ -12,5 +12,6 @@ pub use action_call::{
     unchecked_if_disabled, warn_unchecked,
 };
 pub use agent_run::{
-    AgentRun, ErrorReturn, RunFuture, RunGuard, Unstarted, agent_id, system_prompt,
+    AgentRun, ConversationId, ConversationName, ErrorReturn, RunFuture, RunGuard, Unstarted,
+    agent_id, conversation, system_prompt,
 };

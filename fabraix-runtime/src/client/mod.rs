@@ -1,6 +1,7 @@
 //! [`Client`]: the connection to the Fabraix API, and the process-wide client.
 
 mod builder;
+mod conversations;
 mod global;
 mod stats;
 
@@ -53,6 +54,8 @@ struct Inner {
     counters: Arc<Counters>,
     /// Started by the first queued event.
     exporter: OnceCell<Exporter>,
+    /// The runs of the conversations served through this client.
+    conversations: conversations::Conversations,
 }
 
 /// Every client alive, by id, so that a [`Trace`] carried anywhere finds the client that
@@ -71,11 +74,20 @@ impl Client {
         ClientBuilder::from_env().build()
     }
 
-    fn from_settings(settings: Settings) -> Result<Self, Error> {
+    fn from_settings(
+        settings: Settings,
+        conversations: conversations::Limits,
+    ) -> Result<Self, Error> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = ClientId(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let conversations = conversations::Conversations::new(
+            conversations,
+            settings.key(),
+            settings.options.deadline,
+        );
         let inner = Arc::new(Inner {
             id,
+            conversations,
             api: Arc::new(Api::new(settings)?),
             counters: Arc::new(Counters::default()),
             exporter: OnceCell::new(),
