@@ -294,11 +294,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use fabraix_runtime::{
-    Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext, Stats, Trace,
-    TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking, current_run,
-    current_trace, event_stats, flush, flush_blocking, global_client, init, log_event, scope,
-    spawn, spawn_blocking, stats, sync_scope,
+    Action, AgentId, Client, ClientBuilder, Conversation, DEFAULT_BASE_URL, Error, Event,
+    EventReceipt, EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext,
+    Stats, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking,
+    conversation, current_run, current_trace, event_stats, flush, flush_blocking, global_client,
+    init, log_event, scope, spawn, spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};
