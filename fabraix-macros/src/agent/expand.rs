@@ -25,6 +25,7 @@ pub(crate) fn expand(agent: &Agent, item: &FnItem) -> TokenStream {
 // Input:  async fn f(args) -> R { body }
 // Output: async fn f(args) -> R {
 //             let run = AgentRun::start(client, agent_id(id), system_prompt(prompt)).await;
+//                    // with `conversation`: start_turn(.., conversation(CONVERSATION))
 //             let run = <on_failure>(run);
 //             AgentRun::scope(run, async move { <type hint for R>; body }).await
 //         }
@@ -51,6 +52,7 @@ fn async_body(agent: &Agent, item: &FnItem) -> TokenStream {
 // Input:  fn f(args) -> R { body }
 // Output: fn f(args) -> R {
 //             let run = AgentRun::start_blocking(client, agent_id(id), system_prompt(prompt));
+//                    // with `conversation`: start_turn_blocking(.., conversation(CONVERSATION))
 //             let run = <on_failure>(run);
 //             let guard = AgentRun::enter(run);   // current until the fn returns or unwinds
 //             body
