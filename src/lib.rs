@@ -135,7 +135,7 @@
 //!   it fails, each waiting turn follows its own `on_failure`, and the next turn tries again.
 //! - **Memory.** Each client keeps its conversations in a bounded store (the
 //!   [`conversation_capacity`](ClientBuilder::conversation_capacity) most recently used,
-//!   100,000 by default, about 250 bytes each; idle ones expire as turns go by, with no
+//!   100,000 by default, about 200 bytes each; idle ones expire as turns go by, with no
 //!   background task). A conversation pushed out by a full store gets a new run at its next
 //!   turn. The store holds a keyed hash (HMAC-SHA256) of the agent and conversation ids,
 //!   never the ids: they may identify people.

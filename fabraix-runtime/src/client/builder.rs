@@ -257,7 +257,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How many conversations this client keeps in this process (about 250 bytes each);
+    /// How many conversations this client keeps in this process (about 200 bytes each);
     /// past it, the least recently used is forgotten and its next turn registers a new
     /// run. Default 100,000.
     pub fn conversation_capacity(mut self, conversations: usize) -> Self {

@@ -28,21 +28,30 @@ pub(crate) struct LocalStore {
     table: Arc<Mutex<Table>>,
 }
 
+/// Times in the table: milliseconds since the table was made (8 bytes, where an `Instant`
+/// takes 16; the table holds three per conversation).
+type Millis = u64;
+
+/// A conversation in the table: the first half of its [`ConversationKey`] (see
+/// [`ConversationKey::short`]), which halves the bytes each entry and touch spend on it.
+type Short = [u64; 2];
+
 #[derive(Debug)]
 struct Table {
     limits: Limits,
     /// A registration older than this is presumed lost (its turn can wait no longer).
     stale_after: Duration,
-    entries: HashMap<ConversationKey, Entry>,
-    touches: VecDeque<(ConversationKey, Instant)>,
+    epoch: Instant,
+    entries: HashMap<Short, Entry>,
+    touches: VecDeque<(Short, Millis)>,
 }
 
 #[derive(Debug)]
 enum Entry {
     Live {
         trace: Trace,
-        started: Instant,
-        last_turn: Instant,
+        started: Millis,
+        last_turn: Millis,
     },
     Registering(Arc<Pending>),
 }
@@ -64,6 +73,7 @@ impl LocalStore {
             table: Arc::new(Mutex::new(Table {
                 limits,
                 stale_after,
+                epoch: Instant::now(),
                 entries: HashMap::new(),
                 touches: VecDeque::new(),
             })),
@@ -75,24 +85,26 @@ impl LocalStore {
     }
 
     /// A turn of the conversation `key` begins at `now`.
-    pub(crate) fn begin(&self, key: ConversationKey, now: Instant) -> Begin {
+    pub(crate) fn begin(&self, key: ConversationKey, instant: Instant) -> Begin {
         let mut table = self.lock();
+        let now = table.millis(instant);
         table.expire(now);
         let limits = table.limits;
         let stale_after = table.stale_after;
-        match table.entries.get_mut(&key) {
+        let short = key.short();
+        match table.entries.get_mut(&short) {
             Some(Entry::Live {
                 trace,
                 started,
                 last_turn,
-            }) if !limits.expired(*started, *last_turn, now) => {
+            }) if !expired(&limits, *started, *last_turn, now) => {
                 *last_turn = now;
                 let trace = *trace;
-                table.touch(key, now);
+                table.touch(short, now);
                 return Begin::Continue(trace);
             }
             Some(Entry::Registering(pending))
-                if now.saturating_duration_since(pending.since) < stale_after =>
+                if instant.saturating_duration_since(pending.since) < stale_after =>
             {
                 return Begin::Wait(pending.clone());
             }
@@ -100,16 +112,16 @@ impl LocalStore {
             None => table.make_room(),
         }
         // Absent, rotated (idle or too old), or a registration presumed lost.
-        let pending = Arc::new(Pending::new(now));
+        let pending = Arc::new(Pending::new(instant));
         if let Some(Entry::Registering(lost)) = table
             .entries
-            .insert(key, Entry::Registering(pending.clone()))
+            .insert(short, Entry::Registering(pending.clone()))
         {
             lost.resolve(Outcome::Abandoned);
         }
         Begin::Register(Claim {
             table: Arc::downgrade(&self.table),
-            key,
+            key: short,
             pending,
             done: false,
         })
@@ -118,7 +130,7 @@ impl LocalStore {
     /// Forgets the conversation: its next turn registers a new run. Answers whether there
     /// was one (live or registering).
     pub(crate) fn end(&self, key: ConversationKey) -> bool {
-        self.lock().entries.remove(&key).is_some()
+        self.lock().entries.remove(&key.short()).is_some()
     }
 
     /// Conversations held, live or registering.
@@ -133,8 +145,22 @@ impl LocalStore {
     }
 }
 
+/// Whether a run registered at `started`, last used at `last_turn`, is over at `now`.
+fn expired(limits: &Limits, started: Millis, last_turn: Millis, now: Millis) -> bool {
+    now.saturating_sub(last_turn) >= millis(limits.idle)
+        || now.saturating_sub(started) >= millis(limits.max_age)
+}
+
+fn millis(duration: Duration) -> Millis {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Table {
-    fn touch(&mut self, key: ConversationKey, now: Instant) {
+    fn millis(&self, at: Instant) -> Millis {
+        millis(at.saturating_duration_since(self.epoch))
+    }
+
+    fn touch(&mut self, key: Short, now: Millis) {
         self.touches.push_back((key, now));
         if self.touches.len() > 2 * self.entries.len() + 64 {
             self.rebuild_touches();
@@ -143,7 +169,7 @@ impl Table {
 
     /// One touch per live entry, at its last turn, in time order.
     fn rebuild_touches(&mut self) {
-        let mut touches: Vec<(ConversationKey, Instant)> = self
+        let mut touches: Vec<(Short, Millis)> = self
             .entries
             .iter()
             .filter_map(|(key, entry)| match entry {
@@ -156,15 +182,16 @@ impl Table {
     }
 
     /// Whether `(key, at)` is still the last turn of a live entry.
-    fn is_current(&self, key: &ConversationKey, at: Instant) -> bool {
+    fn is_current(&self, key: &Short, at: Millis) -> bool {
         matches!(self.entries.get(key), Some(Entry::Live { last_turn, .. }) if *last_turn == at)
     }
 
     /// Drops the conversations idle for the idle time, oldest first. Each touch is popped
     /// once, so this costs O(1) per turn, amortized.
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: Millis) {
+        let idle = millis(self.limits.idle);
         while let Some(&(key, at)) = self.touches.front() {
-            if now.saturating_duration_since(at) < self.limits.idle {
+            if now.saturating_sub(at) < idle {
                 break;
             }
             self.touches.pop_front();
@@ -200,7 +227,7 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
 #[derive(Debug)]
 pub(crate) struct Claim {
     table: std::sync::Weak<Mutex<Table>>,
-    key: ConversationKey,
+    key: Short,
     pending: Arc<Pending>,
     done: bool,
 }
@@ -221,6 +248,7 @@ impl Claim {
     fn settle(&self, outcome: Outcome, now: Instant) {
         if let Some(table) = self.table.upgrade() {
             let mut table = lock(&table);
+            let now = table.millis(now);
             let ours = matches!(
                 table.entries.get(&self.key),
                 Some(Entry::Registering(pending)) if Arc::ptr_eq(pending, &self.pending)

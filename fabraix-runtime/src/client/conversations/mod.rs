@@ -54,12 +54,6 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Whether a run registered at `started`, last used at `last_turn`, is over at `now`.
-    pub(crate) fn expired(&self, started: Instant, last_turn: Instant, now: Instant) -> bool {
-        now.saturating_duration_since(last_turn) >= self.idle
-            || now.saturating_duration_since(started) >= self.max_age
-    }
-
     /// Zero idle time, age or capacity would make every turn a new run: a mistake.
     pub(crate) fn check(&self) -> Result<(), Error> {
         for (name, zero) in [
