@@ -8,13 +8,28 @@
 //!
 //! A turn asks its client's [`Conversations`] for the run of `(agent, conversation id)`:
 //! [`Conversations::turn`] (or [`turn_blocking`](Conversations::turn_blocking)) derives the
-//! [`ConversationKey`], asks the [`Backend`] to [begin](LocalStore::begin) a turn, and gets
-//! one of three answers: continue a live run, register one (holding a claim that
-//! concurrent turns wait on, released by [`Claim::complete`](local::Claim::complete) or by
-//! being dropped), or wait for another turn's registration. [`Conversations::end`] forgets
-//! a conversation. Every backend answers those same three calls (`begin`, `complete`,
-//! `end`) for the same keys, so a store shared by several processes is one more
-//! [`Backend`] variant; [`Backend::Local`] stays as its fallback.
+//! [`ConversationKey`] once, asks the [`Backend`] to begin a turn, and gets one of three
+//! answers ([`Begin`]): continue a live run, register one (holding a
+//! [`Claim`](local::Claim) that concurrent turns wait on, settled by
+//! [`Claim::complete`](local::Claim::complete) or, if the turn is cancelled, by being
+//! dropped), or wait for another turn's registration ([`Pending`], within the call
+//! deadline). [`Conversations::end`] forgets a conversation. Each backend answers `begin`,
+//! `complete` and `end` for the same keys, so a store shared between processes is one
+//! more [`Backend`] variant, dispatched in `begin` and `end` next to [`Backend::Local`]:
+//!
+//! - it keeps `ConversationKey::to_hex()` (never the id, never the API key) under a prefix
+//!   and a hashed tenant, its value the stored [`Trace`] plus the registration time, with a
+//!   TTL of `conversation_idle` refreshed by each turn (the maximum age checked against the
+//!   stored registration time);
+//! - its `begin` takes a lock with an expiry (`SET NX PX`, the call deadline) for a first
+//!   turn, so two processes racing register once; a turn that finds the lock held waits by
+//!   polling the value until the lock's expiry, then takes the claim over;
+//! - when it cannot be reached, it answers from [`Backend::Local`] (kept beside it), with
+//!   one warning: the conversation may then get a second run.
+//!
+//! The waiting is async because a shared store answers over the network; the local one
+//! answers at once, on the caller's thread, and only a wait for another turn's
+//! registration goes to the SDK's runtime (for its timer).
 
 mod key;
 mod local;
