@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fabraix::testing::MockServer;
-use fabraix::{Client, Trace};
+use fabraix::Trace;
 
 const CONVERSATIONS: usize = 100_000;
 const AGENT: &str = "bench-chat";
