@@ -54,6 +54,7 @@
 //! #[fabraix::agent(
 //!     id = "support-bot",                  // a name (mapped to a stable UUID) or a UUID
 //!     system_prompt = SYSTEM_PROMPT,       // any `impl Into<String>`, evaluated per call
+//!     conversation = &request.chat_id,     // a turn of this conversation: one run per conversation
 //!     on_failure = "continue",             // or "error" / "panic": if registration fails
 //!     client = &self.fabraix,              // a `&fabraix::Client` instead of the global one
 //!     crate = "my_sdk::fabraix",           // where the facade is, for re-exporting crates
@@ -81,6 +82,77 @@
 //!   timeout), so an agent `main` that returns loses nothing.
 //! - An agent fn called inside another gets its own run; the outer run is current again
 //!   when it returns.
+//!
+//! # Conversations
+//!
+//! A chat service gets one request per user message. Fabraix judges each event in the
+//! light of its run's earlier ones, so the messages of one conversation belong in one run
+//! (an injection spread over several turns is then visible), and a run must never mix two
+//! conversations. `conversation = <expr>` makes each call a turn of the conversation
+//! `<expr>` names (anything `AsRef<str>`, read from the fn's arguments): the turn
+//! continues the conversation's run while it is live, and registers one otherwise.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fabraix::Error> {
+//! # let server = fabraix::testing::MockServer::start().await?;
+//! # fabraix::init(server.client())?;
+//! struct ChatRequest {
+//!     conversation_id: String,
+//!     message: String,
+//! }
+//!
+//! #[fabraix::agent(
+//!     id = "support-bot",
+//!     system_prompt = "You are a support assistant.",
+//!     conversation = &request.conversation_id,
+//! )]
+//! async fn chat(request: ChatRequest) -> Option<fabraix::Trace> {
+//!     let _ = request.message; // ... log it, call the model, answer ...
+//!     fabraix::current_trace() // the conversation's run
+//! }
+//!
+//! let turn = |message: &str| ChatRequest {
+//!     conversation_id: "c-42".into(),
+//!     message: message.into(),
+//! };
+//! let first = chat(turn("Where is my order?")).await;
+//! let second = chat(turn("And a refund?")).await;
+//! assert_eq!(first, second); // one run for the whole conversation
+//!
+//! // The user starts over: the next turn registers a new run.
+//! fabraix::conversation("c-42").end("support-bot").await;
+//! assert_ne!(chat(turn("Hello again")).await, first);
+//! # assert_eq!(server.requests_to(fabraix::testing::Endpoint::RegisterAgentRun).len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! - **Rotation.** A conversation with no turn for
+//!   [`conversation_idle`](ClientBuilder::conversation_idle) (30 minutes by default), or
+//!   whose run is older than [`conversation_max_age`](ClientBuilder::conversation_max_age)
+//!   (24 hours), starts a new run at its next turn, as Fabraix asks for a long gap; so does
+//!   one that was [ended](Conversation::end).
+//! - **Concurrency.** Concurrent first turns of one conversation register one run: the
+//!   others wait for that registration (within the client's deadline) and continue it. If
+//!   it fails, each waiting turn follows its own `on_failure`, and the next turn tries again.
+//! - **Memory.** Each client keeps its conversations in a bounded store (the
+//!   [`conversation_capacity`](ClientBuilder::conversation_capacity) most recently used,
+//!   100,000 by default, about 200 bytes each; idle ones expire as turns go by, with no
+//!   background task). A conversation pushed out by a full store gets a new run at its next
+//!   turn. The store holds a keyed hash (HMAC-SHA256) of the agent and conversation ids,
+//!   never the ids: they may identify people.
+//! - **One process.** The store is the process's: a turn served by another replica of the
+//!   service starts that replica's run. Route a conversation's requests to one replica, or
+//!   keep the run yourself: [`Trace`] is `Serialize`/`Deserialize` (a stable shape: trace
+//!   id, agent id, registration time), and [`scope`] runs a turn in it.
+//! - **Without the attribute**, [`conversation`]`(id)` (or [`Client::conversation`]) gives a
+//!   [`Conversation`], whose [`run`](Conversation::run) and
+//!   [`try_run`](Conversation::try_run) (sync: `run_blocking`, `try_run_blocking`) run a
+//!   turn's body as the attribute does: in the run, in its span, its events flushed when
+//!   it ends, with `on_failure = "continue"` or `"error"` semantics.
+//!
+//! `cargo run --example chat_service` shows an axum chat endpoint, one run per
+//! conversation.
 //!
 //! # Carrying the trace
 //!
@@ -305,11 +377,11 @@
 #[allow(deprecated)] // the old name, kept for those who use it
 pub use fabraix_runtime::event_stats;
 pub use fabraix_runtime::{
-    Action, AgentId, Client, ClientBuilder, DEFAULT_BASE_URL, Error, Event, EventReceipt,
-    EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext, Stats, Trace,
-    TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking, current_run,
-    current_trace, flush, flush_blocking, global_client, init, log_event, scope, spawn,
-    spawn_blocking, stats, sync_scope,
+    Action, AgentId, Client, ClientBuilder, Conversation, DEFAULT_BASE_URL, Error, Event,
+    EventReceipt, EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext,
+    Stats, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking,
+    conversation, current_run, current_trace, flush, flush_blocking, global_client, init,
+    log_event, scope, spawn, spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

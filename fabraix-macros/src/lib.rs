@@ -43,12 +43,25 @@ fn pipeline<A, V>(
 }
 
 /// Registers a Fabraix agent run each time the fn is called, and makes its trace current
-/// for everything the fn calls.
+/// for everything the fn calls; with `conversation = …`, each call is one turn of a
+/// conversation, and the conversation's turns share one run.
 ///
 /// ```rust,ignore
-/// #[fabraix::agent(id = "support-bot", system_prompt = "You are a support assistant.")]
-/// async fn handle(conversation: Conversation) -> Result<Reply, MyError> {
+/// // One call is one task: one run per call.
+/// #[fabraix::agent(id = "orders-bot", system_prompt = "You process orders.")]
+/// async fn process(order: Order) -> Result<Receipt, MyError> {
 ///     let trace = fabraix::current_trace(); // Some(..): this call's run
+///     // ...
+/// }
+///
+/// // One call per user message: one run per conversation, continued turn after turn.
+/// #[fabraix::agent(
+///     id = "support-bot",
+///     system_prompt = "You are a support assistant.",
+///     conversation = &request.conversation_id,
+/// )]
+/// async fn chat(request: ChatRequest) -> Result<Reply, MyError> {
+///     let trace = fabraix::current_trace(); // Some(..): the conversation's run
 ///     // ...
 /// }
 /// ```
@@ -63,6 +76,17 @@ fn pipeline<A, V>(
 /// - `system_prompt` (required): a literal or any `impl Into<String>` expression (a `const`,
 ///   `include_str!(..)`, `format!(..)` of the fn's arguments or `self`), evaluated inside the
 ///   fn on every call. Sent to Fabraix, never logged.
+/// - `conversation = <expr>`: the conversation this call is a turn of, an expression over
+///   the fn's arguments (or `self`) that reads as a string (`&request.conversation_id`,
+///   anything `AsRef<str>`), evaluated on entry. The call continues the conversation's run
+///   while it is live, and registers one otherwise: after `conversation_idle` without a
+///   turn (30 min by default), when the run is older than `conversation_max_age` (24 h), or
+///   after `fabraix::conversation(id).end(agent_id)`. Concurrent first turns register once
+///   (the others wait for that registration, and share its failure, each following its
+///   own `on_failure`). A run is one agent's: the key is the agent id and the conversation
+///   id together. Conversations live in the client, in this process; see
+///   `fabraix::Conversation`, which is the same without the attribute. An empty literal is
+///   a compile error; an empty id at run time is a run of its own.
 /// - `on_failure = "continue" | "error" | "panic"` (default `"continue"`): when the run
 ///   cannot be registered after the client's retries. `"continue"` runs the body with no
 ///   trace and emits one `tracing` warning; `"error"` returns `Err(fabraix::Error.into())`
@@ -84,7 +108,8 @@ fn pipeline<A, V>(
 ///   the returned future registers when first polled and runs inside the run, as an
 ///   `async fn` would.
 /// - `return`, `?`, panics and the value behave exactly as without the attribute. When the
-///   body ends, the run's queued events are flushed (bounded by the client's flush timeout).
+///   body ends, the run's queued events are flushed (bounded by the client's flush timeout);
+///   for a conversation's turn, the conversation's run stays live for the next turn.
 /// - Nested agent fns get their own run; the outer run is current again afterwards.
 /// - A bare `tokio::spawn`, `tokio::task::spawn_blocking` or `std::thread::spawn` in the body
 ///   gets a warning: the trace does not follow; use `fabraix::spawn` and friends.

@@ -22,11 +22,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Layers, each importing only those above it in this list:
-// model -> api -> export -> client -> context -> attribute; testing uses client and model.
+// model -> api -> export -> client -> context -> attribute -> conversation; testing uses
+// client and model.
 mod api;
 mod attribute;
 mod client;
 mod context;
+mod conversation;
 mod export;
 mod model;
 
@@ -43,6 +45,7 @@ pub use context::{
     current_trace, flush, flush_blocking, log_event, scope, spawn, spawn_blocking, stats,
     sync_scope,
 };
+pub use conversation::{Conversation, conversation};
 pub use export::EventStats;
 pub use model::{
     Action, AgentId, Error, Event, EventReceipt, EventType, IntoAgentId, RateLimit, RateWindow,

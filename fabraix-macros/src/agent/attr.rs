@@ -5,13 +5,21 @@ use syn::{Expr, LitStr};
 
 use crate::args::{self, Errors, Setting, expect_expr, expect_str, set_once};
 
-pub(crate) const KEYS: &[&str] = &["id", "system_prompt", "on_failure", "client", "crate"];
+pub(crate) const KEYS: &[&str] = &[
+    "id",
+    "system_prompt",
+    "conversation",
+    "on_failure",
+    "client",
+    "crate",
+];
 
 /// What the attribute said, before any cross-argument check.
 #[derive(Default)]
 pub(crate) struct AgentArgs {
     pub id: Option<Setting<Expr>>,
     pub system_prompt: Option<Setting<Expr>>,
+    pub conversation: Option<Setting<Expr>>,
     pub on_failure: Option<Setting<LitStr>>,
     pub client: Option<Setting<Expr>>,
     pub krate: Option<Setting<LitStr>>,
@@ -28,6 +36,8 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<AgentArgs> {
                 .map(|v| set_once(&mut out.id, &key, v, &mut errors)),
             "system_prompt" => expect_expr(&key, arg.value, "\"You are a support assistant.\"")
                 .map(|v| set_once(&mut out.system_prompt, &key, v, &mut errors)),
+            "conversation" => expect_expr(&key, arg.value, "&request.conversation_id")
+                .map(|v| set_once(&mut out.conversation, &key, v, &mut errors)),
             "on_failure" => expect_str(&key, arg.value, "\"continue\"")
                 .map(|v| set_once(&mut out.on_failure, &key, v, &mut errors)),
             "client" => expect_expr(&key, arg.value, "&MY_CLIENT")

@@ -25,13 +25,14 @@ pub(crate) fn expand(agent: &Agent, item: &FnItem) -> TokenStream {
 // Input:  async fn f(args) -> R { body }
 // Output: async fn f(args) -> R {
 //             let run = AgentRun::start(client, agent_id(id), system_prompt(prompt)).await;
+//                    // with `conversation`: start_turn(.., conversation(CONVERSATION))
 //             let run = <on_failure>(run);
 //             AgentRun::scope(run, async move { <type hint for R>; body }).await
 //         }
 fn async_body(agent: &Agent, item: &FnItem) -> TokenStream {
     let krate = &agent.krate;
     let run = local("__fabraix_run");
-    let start = start_call(agent, quote!(start), quote!(.await));
+    let start = start_call(agent, false);
     let on_failure = on_failure(agent, &run);
     let hint = return_type_hint(krate, &item.sig.output);
     let block = &item.block;
@@ -51,6 +52,7 @@ fn async_body(agent: &Agent, item: &FnItem) -> TokenStream {
 // Input:  fn f(args) -> R { body }
 // Output: fn f(args) -> R {
 //             let run = AgentRun::start_blocking(client, agent_id(id), system_prompt(prompt));
+//                    // with `conversation`: start_turn_blocking(.., conversation(CONVERSATION))
 //             let run = <on_failure>(run);
 //             let guard = AgentRun::enter(run);   // current until the fn returns or unwinds
 //             body
@@ -59,7 +61,7 @@ fn sync_body(agent: &Agent, item: &FnItem) -> TokenStream {
     let krate = &agent.krate;
     let run = local("__fabraix_run");
     let guard = local("__fabraix_guard");
-    let start = start_call(agent, quote!(start_blocking), TokenStream::new());
+    let start = start_call(agent, true);
     let on_failure = on_failure(agent, &run);
     let block = &item.block;
     let lints = spawn_lint::markers(&quote!(#block), krate);
@@ -160,14 +162,15 @@ fn boxed_tail_body(agent: &Agent, item: &FnItem) -> TokenStream {
     }
 }
 
-// Input:  id = ID, system_prompt = PROMPT, client = CLIENT
+// Input:  id = ID, system_prompt = PROMPT, client = CLIENT, conversation = CONVERSATION
 // Output: let client = Some::<&Client>(CLIENT).cloned() | None::<Client>;
 //         let id = agent_id(ID); let prompt = system_prompt(PROMPT);
+//         let conversation = conversation(CONVERSATION);   // with `conversation` only
 // Evaluated on entry, as for every other shape, into owned values, so that the future that
 // registers borrows nothing from the call.
 fn owned_inputs(agent: &Agent) -> TokenStream {
     let krate = &agent.krate;
-    let (client, id, prompt) = owned_input_names();
+    let inputs = owned_input_names();
     let client_value = match &agent.client {
         Some(expr) => {
             let some = client_arg(krate, expr);
@@ -175,40 +178,70 @@ fn owned_inputs(agent: &Agent) -> TokenStream {
         }
         None => quote!(#krate::__private::None::<#krate::__private::Client>),
     };
+    let OwnedInputs {
+        client,
+        id,
+        prompt,
+        conversation,
+    } = &inputs;
     let id_value = id_arg(agent);
     let prompt_value = prompt_arg(agent);
+    let conversation = conversation_arg(agent).map(|value| {
+        quote! { let #conversation = #value; }
+    });
     quote! {
         let #client = #client_value;
         let #id = #id_value;
         let #prompt = #prompt_value;
+        #conversation
     }
 }
 
-fn owned_input_names() -> (Ident, Ident, Ident) {
-    (
-        local("__fabraix_client"),
-        local("__fabraix_id"),
-        local("__fabraix_prompt"),
-    )
+/// The locals [`owned_inputs`] binds.
+struct OwnedInputs {
+    client: Ident,
+    id: Ident,
+    prompt: Ident,
+    conversation: Ident,
+}
+
+fn owned_input_names() -> OwnedInputs {
+    OwnedInputs {
+        client: local("__fabraix_client"),
+        id: local("__fabraix_id"),
+        prompt: local("__fabraix_prompt"),
+        conversation: local("__fabraix_conversation"),
+    }
 }
 
 // Input:  body (a future), the owned inputs
 // Output: async move {
 //             let run = AgentRun::start(client.as_ref(), id, prompt).await;
+//                    // or AgentRun::start_turn(client.as_ref(), id, prompt, conversation)
 //             let run = <on_failure>(run);
 //             AgentRun::scope(run, body).await
 //         }
 fn registering_future(agent: &Agent, body: &Ident) -> TokenStream {
     let krate = &agent.krate;
     let run = local("__fabraix_run");
-    let (client, id, prompt) = owned_input_names();
+    let OwnedInputs {
+        client,
+        id,
+        prompt,
+        conversation,
+    } = owned_input_names();
     let on_failure = on_failure(agent, &run);
+    let (function, conversation) = match &agent.conversation {
+        Some(_) => (quote!(start_turn), Some(quote!(, #conversation))),
+        None => (quote!(start), None),
+    };
     quote! {
         async move {
-            let #run = #krate::__private::AgentRun::start(
+            let #run = #krate::__private::AgentRun::#function(
                 #krate::__private::Option::as_ref(&#client),
                 #id,
-                #prompt,
+                #prompt
+                #conversation
             )
             .await;
             let #run = #on_failure;
@@ -217,9 +250,11 @@ fn registering_future(agent: &Agent, body: &Ident) -> TokenStream {
     }
 }
 
-// Input:  id = ID, system_prompt = PROMPT, client = CLIENT
-// Output: AgentRun::start(Some::<&Client>(CLIENT) | None, agent_id(ID), system_prompt(PROMPT))
-fn start_call(agent: &Agent, function: TokenStream, suffix: TokenStream) -> TokenStream {
+// Input:  id = ID, system_prompt = PROMPT, client = CLIENT, conversation = CONVERSATION
+// Output: AgentRun::start(Some::<&Client>(CLIENT) | None, agent_id(ID), system_prompt(PROMPT)).await
+//         or, with `conversation`, AgentRun::start_turn(.., conversation(CONVERSATION)).await;
+//         `start_blocking` / `start_turn_blocking` (not awaited) for a sync fn
+fn start_call(agent: &Agent, blocking: bool) -> TokenStream {
     let krate = &agent.krate;
     let client = match &agent.client {
         Some(client) => client_arg(krate, client),
@@ -227,8 +262,16 @@ fn start_call(agent: &Agent, function: TokenStream, suffix: TokenStream) -> Toke
     };
     let id = id_arg(agent);
     let prompt = prompt_arg(agent);
+    let conversation = conversation_arg(agent).map(|value| quote!(, #value));
+    let function = match (conversation.is_some(), blocking) {
+        (false, false) => quote!(start),
+        (false, true) => quote!(start_blocking),
+        (true, false) => quote!(start_turn),
+        (true, true) => quote!(start_turn_blocking),
+    };
+    let suffix = (!blocking).then(|| quote!(.await));
     quote! {
-        #krate::__private::AgentRun::#function(#client, #id, #prompt) #suffix
+        #krate::__private::AgentRun::#function(#client, #id, #prompt #conversation) #suffix
     }
 }
 
@@ -256,6 +299,16 @@ fn prompt_arg(agent: &Agent) -> TokenStream {
     let span = prompt.span();
     let krate = respan(&agent.krate, span);
     quote_spanned! {span=> #krate::__private::system_prompt(#prompt) }
+}
+
+// Input:  conversation = CONVERSATION
+// Output: conversation(CONVERSATION), spanned at CONVERSATION so an expression that is not a
+//         string is reported there
+fn conversation_arg(agent: &Agent) -> Option<TokenStream> {
+    let conversation = agent.conversation.as_ref()?;
+    let span = conversation.span();
+    let krate = respan(&agent.krate, span);
+    Some(quote_spanned! {span=> #krate::__private::conversation(#conversation) })
 }
 
 // Input:  on_failure = "continue" | "panic" | "error"

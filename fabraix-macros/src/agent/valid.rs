@@ -40,6 +40,8 @@ pub(crate) struct Agent {
     pub shape: Shape,
     pub id: Expr,
     pub system_prompt: Expr,
+    /// `conversation = …`: the call is a turn of this conversation, continuing its run.
+    pub conversation: Option<Expr>,
     pub on_failure: OnFailure,
     pub client: Option<Expr>,
     /// The path of the `fabraix` facade, `::fabraix` unless `crate = "…"` says otherwise.
@@ -96,6 +98,19 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
         errors.push(syn::Error::new(lit.span(), problem));
     }
 
+    if let Some(conversation) = &args.conversation
+        && let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) = &conversation.value
+        && lit.value().trim().is_empty()
+    {
+        errors.push(syn::Error::new(
+            lit.span(),
+            "an empty `conversation` names no conversation; name it from the fn's arguments, e.g. `conversation = &request.conversation_id`",
+        ));
+    }
+
     let shape = shape(item);
     let on_failure = match &args.on_failure {
         None => OnFailure::Continue,
@@ -136,6 +151,7 @@ pub(crate) fn check(args: AgentArgs, item: &FnItem) -> syn::Result<Agent> {
         shape,
         id: id.value,
         system_prompt: system_prompt.value,
+        conversation: args.conversation.map(|c| c.value),
         on_failure,
         client: args.client.map(|c| c.value),
         krate,

@@ -71,6 +71,36 @@ impl AgentRun {
         Self::from_registration(outcome, agent_id, resolved, explicit)
     }
 
+    /// A turn of a conversation: continues the conversation's run through `client` (the
+    /// global client when `None`), or registers one.
+    pub async fn start_turn(
+        client: Option<&Client>,
+        agent_id: Result<AgentId, Error>,
+        system_prompt: String,
+        conversation: ConversationName,
+    ) -> Result<Self, Unstarted> {
+        let (resolved, explicit) = resolve(client).map_err(|e| Unstarted::new(e, client))?;
+        let agent_id = agent_id.map_err(|e| Unstarted::new(e, client))?;
+        let outcome = resolved
+            .conversation_turn(agent_id, &conversation.0, &system_prompt)
+            .await;
+        Self::from_registration(outcome, agent_id, resolved, explicit)
+    }
+
+    /// [`start_turn`](Self::start_turn) for synchronous fns: blocks until the run is known.
+    pub fn start_turn_blocking(
+        client: Option<&Client>,
+        agent_id: Result<AgentId, Error>,
+        system_prompt: String,
+        conversation: ConversationName,
+    ) -> Result<Self, Unstarted> {
+        let (resolved, explicit) = resolve(client).map_err(|e| Unstarted::new(e, client))?;
+        let agent_id = agent_id.map_err(|e| Unstarted::new(e, client))?;
+        let outcome =
+            resolved.conversation_turn_blocking(agent_id, &conversation.0, &system_prompt);
+        Self::from_registration(outcome, agent_id, resolved, explicit)
+    }
+
     fn from_registration(
         outcome: Result<Trace, Error>,
         agent_id: AgentId,
@@ -296,6 +326,31 @@ impl<T, E: From<Error>> ErrorReturn for Result<T, E> {
 /// The agent id of `#[fabraix::agent(id = …)]`.
 pub fn agent_id(id: impl IntoAgentId) -> Result<AgentId, Error> {
     id.into_agent_id()
+}
+
+/// A conversation id: anything that reads as a string.
+#[diagnostic::on_unimplemented(
+    message = "`conversation` names a conversation with a string (`&str`, `String`, anything `AsRef<str>`), not `{Self}`",
+    label = "write an expression that reads as a string, e.g. `&request.conversation_id`"
+)]
+pub trait ConversationId {
+    /// The id.
+    fn conversation_id(&self) -> &str;
+}
+
+impl<T: AsRef<str> + ?Sized> ConversationId for T {
+    fn conversation_id(&self) -> &str {
+        self.as_ref()
+    }
+}
+
+/// The conversation of `#[fabraix::agent(conversation = …)]`, evaluated on entry, owned.
+#[derive(Debug)]
+pub struct ConversationName(String);
+
+/// The conversation of `#[fabraix::agent(conversation = …)]`.
+pub fn conversation(id: impl ConversationId) -> ConversationName {
+    ConversationName(id.conversation_id().to_owned())
 }
 
 /// The system prompt of `#[fabraix::agent(system_prompt = …)]`.

@@ -13,6 +13,7 @@ pub use action_call::{
     ActionArgs, ActionArgument, ActionCall, ActionReturn, ApprovedCall, call_once, refuse,
 };
 pub use agent_run::{
-    AgentRun, ErrorReturn, RunFuture, RunGuard, Unstarted, agent_id, system_prompt,
+    AgentRun, ConversationId, ConversationName, ErrorReturn, RunFuture, RunGuard, Unstarted,
+    agent_id, conversation, system_prompt,
 };
 pub use guard::{NotRun, refusal, unchecked_if_disabled, warn_unchecked};

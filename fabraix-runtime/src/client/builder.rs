@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Client;
+use super::conversations::Limits as ConversationLimits;
 use crate::api::{DEFAULT_BASE_URL, Options, Settings, scrub};
 use crate::model::{Error, RateLimit};
 
@@ -30,6 +31,9 @@ use crate::model::{Error, RateLimit};
 /// | [`shutdown_timeout`](Self::shutdown_timeout) (the guard of [`init`](crate::init)) | 10 s | |
 /// | `spool_dir` (feature `spool`) | none: events are kept in memory only | `FABRAIX_SPOOL_DIR` |
 /// | `spool_write_behind`, `spool_max_bytes`, `spool_max_age` (feature `spool`) | 1 s, 256 MiB, 7 days | |
+/// | [`conversation_idle`](Self::conversation_idle) | 30 min | |
+/// | [`conversation_max_age`](Self::conversation_max_age) | 24 h | |
+/// | [`conversation_capacity`](Self::conversation_capacity) | 100,000 conversations | |
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,6 +54,7 @@ pub struct ClientBuilder {
     base_url: String,
     options: Options,
     rate_limit: Option<RateLimit>,
+    conversations: ConversationLimits,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
     /// `FABRAIX_SPOOL_DIR` or `spool_dir`, and the spool's other settings.
@@ -65,6 +70,7 @@ impl Default for ClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             options: Options::default(),
             rate_limit: None,
+            conversations: ConversationLimits::default(),
             env_error: None,
             spool_dir: None,
             #[cfg(feature = "spool")]
@@ -289,11 +295,35 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a conversation may go without a turn and keep its run: its next turn
+    /// after that registers a new run. Default 30 minutes. See
+    /// [`Conversation`](crate::Conversation).
+    pub fn conversation_idle(mut self, idle: Duration) -> Self {
+        self.conversations.idle = idle;
+        self
+    }
+
+    /// How old a conversation's run may grow: the first turn after that registers a new
+    /// run, however busy the conversation. Default 24 hours.
+    pub fn conversation_max_age(mut self, age: Duration) -> Self {
+        self.conversations.max_age = age;
+        self
+    }
+
+    /// How many conversations this client keeps in this process (about 200 bytes each);
+    /// past it, the least recently used is forgotten and its next turn registers a new
+    /// run. Default 100,000.
+    pub fn conversation_capacity(mut self, conversations: usize) -> Self {
+        self.conversations.capacity = conversations;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
+        self.conversations.check()?;
         let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?;
         #[cfg(feature = "spool")]
         {
@@ -308,7 +338,7 @@ impl ClientBuilder {
                 }
                 _ => None,
             };
-            Client::from_settings(settings, spool)
+            Client::from_settings(settings, spool, self.conversations)
         }
         #[cfg(not(feature = "spool"))]
         {
@@ -318,7 +348,7 @@ impl ClientBuilder {
                     "FABRAIX_SPOOL_DIR is set, but fabraix was built without its `spool` feature: events are kept in memory only"
                 );
             }
-            Client::from_settings(settings)
+            Client::from_settings(settings, self.conversations)
         }
     }
 }

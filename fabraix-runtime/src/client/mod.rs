@@ -1,6 +1,7 @@
 //! [`Client`]: the connection to the Fabraix API, and the process-wide client.
 
 mod builder;
+mod conversations;
 mod global;
 mod stats;
 
@@ -55,6 +56,8 @@ struct Inner {
     exporter: OnceCell<Exporter>,
     #[cfg(feature = "spool")]
     spool: Option<crate::export::SpoolSettings>,
+    /// The runs of the conversations served through this client.
+    conversations: conversations::Conversations,
 }
 
 /// Every client alive, by id, so that a [`Trace`] carried anywhere finds the client that
@@ -76,11 +79,18 @@ impl Client {
     fn from_settings(
         settings: Settings,
         #[cfg(feature = "spool")] spool: Option<crate::export::SpoolSettings>,
+        conversations: conversations::Limits,
     ) -> Result<Self, Error> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = ClientId(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let conversations = conversations::Conversations::new(
+            conversations,
+            settings.key(),
+            settings.options.deadline,
+        );
         let inner = Arc::new(Inner {
             id,
+            conversations,
             api: Arc::new(Api::new(settings)?),
             counters: Arc::new(Counters::default()),
             exporter: OnceCell::new(),

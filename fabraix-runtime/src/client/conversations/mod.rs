@@ -1,0 +1,277 @@
+//! Conversations: one run per conversation, continued turn after turn.
+//!
+//! - `key.rs`: [`ConversationKey`], the keyed hash every store names a conversation by;
+//! - `pending.rs`: a first turn's registration, which concurrent turns wait for;
+//! - `local.rs`: [`LocalStore`], the conversations of this process, bounded and expiring.
+//!
+//! # Where the stores plug in
+//!
+//! A turn asks its client's [`Conversations`] for the run of `(agent, conversation id)`:
+//! [`Conversations::turn`] (or [`turn_blocking`](Conversations::turn_blocking)) derives the
+//! [`ConversationKey`] once, asks the [`Backend`] to begin a turn, and gets one of three
+//! answers ([`Begin`]): continue a live run, register one (holding a
+//! [`Claim`](local::Claim) that concurrent turns wait on, settled by
+//! [`Claim::complete`](local::Claim::complete) or, if the turn is cancelled, by being
+//! dropped), or wait for another turn's registration ([`Pending`], within the call
+//! deadline). [`Conversations::end`] forgets a conversation. Each backend answers `begin`,
+//! `complete` and `end` for the same keys, so a store shared between processes is one
+//! more [`Backend`] variant, dispatched in `begin` and `end` next to [`Backend::Local`]:
+//!
+//! - it keeps `ConversationKey::to_hex()` (never the id, never the API key) under a prefix
+//!   and a hashed tenant, its value the stored [`Trace`] plus the registration time, with a
+//!   TTL of `conversation_idle` refreshed by each turn (the maximum age checked against the
+//!   stored registration time);
+//! - its `begin` takes a lock with an expiry (`SET NX PX`, the call deadline) for a first
+//!   turn, so two processes racing register once; a turn that finds the lock held waits by
+//!   polling the value until the lock's expiry, then takes the claim over;
+//! - when it cannot be reached, it answers from [`Backend::Local`] (kept beside it), with
+//!   one warning: the conversation may then get a second run.
+//!
+//! The waiting is async because a shared store answers over the network; the local one
+//! answers at once, on the caller's thread, and only a wait for another turn's
+//! registration goes to the SDK's runtime (for its timer).
+
+mod key;
+mod local;
+mod pending;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub(crate) use key::{ConversationKey, KeyDeriver};
+use local::{Begin, LocalStore};
+use pending::{Outcome, Pending};
+
+use super::Client;
+use crate::api::io_thread;
+use crate::model::{AgentId, Error, Trace};
+
+/// When a conversation's run is replaced by a new one, and how many are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// A conversation with no turn for this long starts a new run.
+    pub idle: Duration,
+    /// A run this old is replaced at the conversation's next turn, however busy it is.
+    pub max_age: Duration,
+    /// Conversations kept per client; past it the least recently used is forgotten.
+    pub capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30 * 60),
+            max_age: Duration::from_secs(24 * 60 * 60),
+            capacity: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Zero idle time, age or capacity would make every turn a new run: a mistake.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (name, zero) in [
+            ("conversation_idle", self.idle.is_zero()),
+            ("conversation_max_age", self.max_age.is_zero()),
+            ("conversation_capacity", self.capacity == 0),
+        ] {
+            if zero {
+                return Err(Error::Config(format!("`{name}` must be more than zero")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a client keeps its conversations.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// In this process: turns served by another process do not see these runs.
+    Local(LocalStore),
+}
+
+/// One client's conversations: how they are keyed, where they are kept, how long a turn
+/// may wait for another's registration.
+#[derive(Debug)]
+pub(crate) struct Conversations {
+    keys: KeyDeriver,
+    backend: Backend,
+    /// How long a turn waits for a concurrent first turn's registration: the call
+    /// deadline, which bounds that registration too.
+    wait_limit: Duration,
+}
+
+impl Conversations {
+    pub(crate) fn new(limits: Limits, api_key: &str, wait_limit: Duration) -> Self {
+        Self {
+            keys: KeyDeriver::new(api_key),
+            backend: Backend::Local(LocalStore::new(limits, wait_limit)),
+            wait_limit,
+        }
+    }
+
+    pub(crate) fn key(&self, agent: AgentId, id: &str) -> ConversationKey {
+        self.keys.key(agent, id)
+    }
+
+    fn begin(&self, key: ConversationKey) -> Begin {
+        match &self.backend {
+            Backend::Local(store) => store.begin(key, Instant::now()),
+        }
+    }
+
+    /// The run a turn of the conversation `key` goes on in: its live run, else the one
+    /// `register` makes (or a concurrent turn's, waited for within the wait limit).
+    pub(crate) async fn turn<R, F>(&self, key: ConversationKey, register: R) -> Result<Trace, Error>
+    where
+        R: FnOnce() -> F,
+        F: Future<Output = Result<Trace, Error>>,
+    {
+        let started = Instant::now();
+        let claim = loop {
+            match self.begin(key) {
+                Begin::Continue(trace) => return Ok(trace),
+                Begin::Register(claim) => break claim,
+                Begin::Wait(pending) => {
+                    let left = self.left(started)?;
+                    let waited = io_thread::run(wait(pending, left)).await?;
+                    if let Some(outcome) = self.waited(waited)? {
+                        return outcome;
+                    }
+                }
+            }
+        };
+        let outcome = register().await;
+        claim.complete(&outcome, Instant::now());
+        outcome
+    }
+
+    /// [`turn`](Self::turn) for synchronous code: blocks this thread.
+    pub(crate) fn turn_blocking(
+        &self,
+        key: ConversationKey,
+        register: impl FnOnce() -> Result<Trace, Error>,
+    ) -> Result<Trace, Error> {
+        let started = Instant::now();
+        let claim = loop {
+            match self.begin(key) {
+                Begin::Continue(trace) => return Ok(trace),
+                Begin::Register(claim) => break claim,
+                Begin::Wait(pending) => {
+                    let left = self.left(started)?;
+                    let waited = io_thread::block_on(wait(pending, left))?;
+                    if let Some(outcome) = self.waited(waited)? {
+                        return outcome;
+                    }
+                }
+            }
+        };
+        let outcome = register();
+        claim.complete(&outcome, Instant::now());
+        outcome
+    }
+
+    /// The time a turn that began at `started` may still wait.
+    fn left(&self, started: Instant) -> Result<Duration, Error> {
+        match self.wait_limit.checked_sub(started.elapsed()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(Error::Timeout {
+                after: self.wait_limit,
+            }),
+        }
+    }
+
+    /// What a wait came to: the run or the failure to share, or `None` to begin again
+    /// (the registering turn went away).
+    fn waited(&self, waited: Option<Outcome>) -> Result<Option<Result<Trace, Error>>, Error> {
+        match waited {
+            Some(Outcome::Registered(trace)) => Ok(Some(Ok(trace))),
+            Some(Outcome::Failed(error)) => Ok(Some(Err(error))),
+            Some(Outcome::Abandoned) => Ok(None),
+            None => Err(Error::Timeout {
+                after: self.wait_limit,
+            }),
+        }
+    }
+
+    /// Forgets the conversation `key`; answers whether it had a run (or one registering).
+    pub(crate) fn end(&self, key: ConversationKey) -> bool {
+        match &self.backend {
+            Backend::Local(store) => store.end(key),
+        }
+    }
+}
+
+/// Waits on the SDK's runtime (the caller's executor may have no timer) for `pending`,
+/// at most `left`; `None` when the time ran out.
+async fn wait(pending: std::sync::Arc<Pending>, left: Duration) -> Option<Outcome> {
+    tokio::time::timeout(left, pending.wait()).await.ok()
+}
+
+impl Client {
+    /// The run a turn of `agent`'s conversation `id` goes on in: the conversation's live
+    /// run, else a new one registered with `system_prompt`.
+    pub(crate) async fn conversation_turn(
+        &self,
+        agent: AgentId,
+        id: &str,
+        system_prompt: &str,
+    ) -> Result<Trace, Error> {
+        if self.is_disabled() {
+            return Err(Error::Disabled);
+        }
+        if unnamed(id) {
+            return self.register_agent_run(agent, system_prompt).await;
+        }
+        let conversations = &self.inner.conversations;
+        let key = conversations.key(agent, id);
+        let trace = conversations
+            .turn(key, || self.register_agent_run(agent, system_prompt))
+            .await?;
+        Ok(self.bind(trace))
+    }
+
+    /// [`conversation_turn`](Self::conversation_turn) for synchronous code.
+    pub(crate) fn conversation_turn_blocking(
+        &self,
+        agent: AgentId,
+        id: &str,
+        system_prompt: &str,
+    ) -> Result<Trace, Error> {
+        if self.is_disabled() {
+            return Err(Error::Disabled);
+        }
+        if unnamed(id) {
+            return self.register_agent_run_blocking(agent, system_prompt);
+        }
+        let conversations = &self.inner.conversations;
+        let key = conversations.key(agent, id);
+        let trace = conversations.turn_blocking(key, || {
+            self.register_agent_run_blocking(agent, system_prompt)
+        })?;
+        Ok(self.bind(trace))
+    }
+
+    /// Ends `agent`'s conversation `id`: its next turn registers a new run. Answers whether
+    /// it had a run.
+    pub(crate) fn end_conversation(&self, agent: AgentId, id: &str) -> bool {
+        let conversations = &self.inner.conversations;
+        !unnamed(id) && conversations.end(conversations.key(agent, id))
+    }
+}
+
+/// An empty or blank conversation id names no conversation: sharing one run between all
+/// such turns would mix unrelated users, so each gets a run of its own (and the first
+/// such turn in the process a warning, since it is probably a bug).
+fn unnamed(id: &str) -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let blank = id.trim().is_empty();
+    if blank && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "fabraix",
+            "a fabraix conversation id is empty: each such turn gets a run of its own"
+        );
+    }
+    blank
+}
