@@ -13,6 +13,9 @@
 
 mod answer;
 mod budget;
+#[cfg(feature = "redis")]
+#[allow(dead_code, unused_imports)]
+mod fleet;
 mod http;
 pub(crate) mod io_thread;
 mod lane;
@@ -26,6 +29,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 pub(crate) use answer::{receipt, trace, verdict};
+#[cfg(feature = "__bench")]
+pub use fleet::FleetBench;
 pub(crate) use budget::BudgetStats;
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;

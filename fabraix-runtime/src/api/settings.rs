@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub flush_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub disabled: bool,
+    /// How long one call to Redis may take before the budget falls back to its own.
+    pub redis_timeout: Duration,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             flush_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             disabled: false,
+            redis_timeout: Duration::from_millis(100),
         }
     }
 }
@@ -70,11 +73,23 @@ pub(crate) struct Settings {
     pub options: Options,
     /// The key's limit: as given, else the documented one of the base URL's host.
     pub rate_limit: RateLimit,
+    /// Where the key's budget is shared with other processes, if anywhere.
+    pub redis: Option<RedisSettings>,
     /// The endpoints' URLs, parsed once.
     endpoints: [Url; 3],
     /// The generation of the remembered keys at which the URLs were last found to hold
     /// none (see [`scrub::generation`]): they are searched again only after a new key.
     clean_at: CleanAt,
+}
+
+/// The Redis that shares the key's budget (feature `redis`).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct RedisSettings {
+    /// The URL as given: it may hold a password.
+    pub url: SecretString,
+    /// The URL as logs and errors show it, credentials redacted.
+    pub shown: String,
 }
 
 /// A generation of the remembered keys, `u64::MAX` for none yet.
@@ -161,9 +176,30 @@ impl Settings {
             base_url,
             options,
             rate_limit,
+            redis: None,
             endpoints,
             clean_at: CleanAt(AtomicU64::new(u64::MAX)),
         })
+    }
+
+    /// These settings, sharing the key's budget through the Redis at `url` (none: each
+    /// process keeps its own).
+    pub fn with_redis(mut self, url: Option<SecretString>) -> Result<Self, Error> {
+        let Some(url) = url else {
+            return Ok(self);
+        };
+        if !cfg!(feature = "redis") {
+            return Err(Error::Config(
+                "FABRAIX_REDIS_URL is set, but fabraix was built without its `redis` feature, which shares the key's budget through redis: enable the feature or unset the variable".into(),
+            ));
+        }
+        let shown = check_redis_url(url.expose_secret())?;
+        if self.options.redis_timeout.is_zero() {
+            return Err(Error::Config("`redis_timeout` must be more than zero".into()));
+        }
+        self.options.redis_timeout = self.options.redis_timeout.min(LONGEST_WAIT);
+        self.redis = Some(RedisSettings { url, shown });
+        Ok(self)
     }
 
     /// The key, for the request header and for scrubbing.
@@ -213,6 +249,7 @@ impl fmt::Debug for Settings {
             .field("flush_timeout", &o.flush_timeout)
             .field("disabled", &o.disabled)
             .field("rate_limit", &format_args!("{}", self.rate_limit))
+            .field("redis", &self.redis.as_ref().map(|r| &r.shown))
             .finish_non_exhaustive()
     }
 }
@@ -295,6 +332,63 @@ fn ends_in_version(url: &Url) -> bool {
     let last = url.path().trim_end_matches('/').rsplit('/').next();
     last.and_then(|segment| segment.strip_prefix('v'))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks a Redis URL, `redis://[[user]:password@]host[:port][/db]`, and answers it as
+/// logs show it. A password is remembered for scrubbing and never shown.
+fn check_redis_url(text: &str) -> Result<String, Error> {
+    let url = Url::parse(text.trim()).map_err(|e| {
+        Error::Config(format!(
+            "the redis url is not a url ({e}); expected `redis://host:port/db`"
+        ))
+    })?;
+    if let Some(password) = url.password() {
+        let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+        scrub::remember(&decoded);
+        scrub::remember(password);
+    }
+    let credentials = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "[redacted]@"
+    };
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let shown = scrub::scrub(&format!(
+        "{}://{credentials}{host}{port}{}",
+        url.scheme(),
+        url.path()
+    ));
+    match url.scheme() {
+        "redis" => {}
+        "rediss" => {
+            return Err(Error::Config(format!(
+                "the redis url `{shown}` asks for tls, which the shared budget does not speak; use `redis://` (to a local tls proxy, if redis is remote)"
+            )));
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "the redis url `{shown}` has scheme `{other}`; expected `redis://host:port/db`"
+            )));
+        }
+    }
+    if host.is_empty() {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` names no host; expected `redis://host:port/db`"
+        )));
+    }
+    let db = url.path().trim_start_matches('/');
+    if !(db.is_empty() || (db.len() <= 5 && db.bytes().all(|b| b.is_ascii_digit()))) {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` ends in `/{db}`; expected a database number, e.g. `/0`"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` must not have a query or fragment"
+        )));
+    }
+    Ok(shown)
 }
 
 pub(crate) fn is_loopback(url: &Url) -> bool {

@@ -28,6 +28,8 @@ use crate::model::{Error, RateLimit};
 /// | [`rate_limit`](Self::rate_limit) | by base URL: `60/min,1000/h` for `dev.fabraix.com`, `600/min,10000/h` for `api.fabraix.com`, `off` elsewhere | `FABRAIX_RATE_LIMIT` |
 /// | [`flush_timeout`](Self::flush_timeout) (agent fns, on return) | 5 s | |
 /// | [`shutdown_timeout`](Self::shutdown_timeout) (the guard of [`init`](crate::init)) | 10 s | |
+/// | `redis_url` (feature `redis`: the key's budget shared by every process) | none | `FABRAIX_REDIS_URL` |
+/// | `redis_timeout` (feature `redis`, per call to Redis) | 100 ms | |
 ///
 /// ```
 /// use std::time::Duration;
@@ -48,6 +50,7 @@ pub struct ClientBuilder {
     base_url: String,
     options: Options,
     rate_limit: Option<RateLimit>,
+    redis_url: Option<SecretString>,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
 }
@@ -59,6 +62,7 @@ impl Default for ClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             options: Options::default(),
             rate_limit: None,
+            redis_url: None,
             env_error: None,
         }
     }
@@ -71,8 +75,8 @@ impl ClientBuilder {
     }
 
     /// A builder that starts from the environment: `FABRAIX_API_KEY`, `FABRAIX_BASE_URL`,
-    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT` and
-    /// `FABRAIX_DISABLED`. An unreadable
+    /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT`,
+    /// `FABRAIX_DISABLED` and `FABRAIX_REDIS_URL`. An unreadable
     /// value is reported by [`build`](Self::build). Setters called afterwards win.
     pub fn from_env() -> Self {
         Self::default().with_env(|name| std::env::var(name).ok())
@@ -107,6 +111,9 @@ impl ClientBuilder {
                 Ok(limit) => self.rate_limit = Some(limit),
                 Err(e) => self.note_env_error(format!("FABRAIX_RATE_LIMIT: {e}")),
             }
+        }
+        if let Some(url) = var("FABRAIX_REDIS_URL").filter(|u| !u.trim().is_empty()) {
+            self.redis_url = Some(SecretString::from(url));
         }
         if let Some(flag) = var("FABRAIX_DISABLED") {
             match flag.trim().to_ascii_lowercase().as_str() {
@@ -236,12 +243,32 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares the key's rate budget with every process that uses the same key and the
+    /// same Redis: `redis://[[user]:password@]host[:port][/db]` (no TLS). Connecting
+    /// happens in the background and never delays `build` or an agent; while Redis is
+    /// unreachable or slower than [`redis_timeout`](Self::redis_timeout), each process
+    /// keeps to its own budget. A password in the URL is kept like the API key.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(SecretString::from(url.into()));
+        self
+    }
+
+    /// How long one call to Redis may take before the request keeps to this process's
+    /// own budget instead (default 100 ms).
+    #[cfg(feature = "redis")]
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.options.redis_timeout = timeout;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
-        let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?;
+        let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?
+            .with_redis(self.redis_url)?;
         Client::from_settings(settings)
     }
 }

@@ -1,0 +1,1 @@
+//! Tests of the shared budget against a real redis-server.
