@@ -88,7 +88,10 @@ pub fn find_on_path(name: &str, override_var: &str) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{override_var} names {}, not a file", path.display()))
+            Err(format!(
+                "{override_var} names {}, not a file",
+                path.display()
+            ))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();

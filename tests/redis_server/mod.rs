@@ -68,6 +68,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing is answered, as a
+    /// Redis that is overloaded or cut off behaves.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running server");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("`kill` runs");
+        assert!(status.success(), "kill {signal} {}: {status}", child.id());
+    }
+
     /// Starts a fresh, empty server on the same port (killing the running one, if any),
     /// and waits until it answers.
     pub fn restart(&mut self) {
@@ -102,10 +122,17 @@ impl RedisServer {
             match ping(self.port) {
                 Ok(()) => return,
                 Err(why) if started.elapsed() > READY_WITHIN => {
-                    panic!("redis-server on port {} not ready within {READY_WITHIN:?}: {why}", self.port)
+                    panic!(
+                        "redis-server on port {} not ready within {READY_WITHIN:?}: {why}",
+                        self.port
+                    )
                 }
                 Err(_) => {
-                    if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    if let Some(status) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
                         panic!("redis-server on port {} exited: {status}", self.port);
                     }
                     std::thread::sleep(delay);
@@ -118,6 +145,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // SIGKILL ends a frozen server too.
         self.kill();
     }
 }

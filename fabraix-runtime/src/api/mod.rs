@@ -29,9 +29,9 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 pub(crate) use answer::{receipt, trace, verdict};
+pub(crate) use budget::BudgetStats;
 #[cfg(feature = "__bench")]
 pub use fleet::FleetBench;
-pub(crate) use budget::BudgetStats;
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;

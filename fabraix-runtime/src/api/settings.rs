@@ -195,7 +195,9 @@ impl Settings {
         }
         let shown = check_redis_url(url.expose_secret())?;
         if self.options.redis_timeout.is_zero() {
-            return Err(Error::Config("`redis_timeout` must be more than zero".into()));
+            return Err(Error::Config(
+                "`redis_timeout` must be more than zero".into(),
+            ));
         }
         self.options.redis_timeout = self.options.redis_timeout.min(LONGEST_WAIT);
         self.redis = Some(RedisSettings { url, shown });
@@ -482,6 +484,115 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    fn with_redis(url: &str) -> Result<Settings, Error> {
+        Settings::new(
+            Some(SecretString::from("sk-redis-settings")),
+            DEFAULT_BASE_URL,
+            Options::default(),
+            None,
+        )?
+        .with_redis(Some(SecretString::from(url.to_owned())))
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_urls_are_checked_and_shown_without_credentials() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://redis.internal", "redis://redis.internal"),
+            (
+                "redis://redis.internal:7000/",
+                "redis://redis.internal:7000/",
+            ),
+            ("redis://[::1]:6379/3", "redis://[::1]:6379/3"),
+            (
+                "redis://:Sw0rdfish-Pass@cache:6379/1",
+                "redis://[redacted]@cache:6379/1",
+            ),
+            (
+                "redis://app:Sw0rdfish-Pass@cache/1",
+                "redis://[redacted]@cache/1",
+            ),
+        ] {
+            let settings = with_redis(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                settings.redis.as_ref().map(|r| r.shown.as_str()),
+                Some(shown)
+            );
+            let debug = format!("{settings:?}");
+            assert!(
+                debug.contains(shown) && !debug.contains("Sw0rdfish"),
+                "{debug}"
+            );
+        }
+        for (url, says) in [
+            ("rediss://:Sw0rdfish-Pass@cache:6380/0", "tls"),
+            ("http://cache:6379/0", "scheme `http`"),
+            ("unix:///run/redis.sock", "scheme `unix`"),
+            ("redis://cache:6379/zero", "database number"),
+            ("redis://cache:6379/0?protocol=resp3", "query"),
+            ("redis://:Sw0rdfish-Pass@", "not a url"),
+            ("cache:6379", "scheme `cache`"),
+            ("not a url", "not a url"),
+        ] {
+            let error = with_redis(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            let text = error.to_string();
+            assert!(matches!(error, Error::Config(_)), "{url}: {error:?}");
+            assert!(text.contains(says), "{url}: {text}");
+            assert!(!text.contains("Sw0rdfish"), "{text}");
+            assert_eq!(
+                text.matches("invalid fabraix configuration").count(),
+                1,
+                "{text}"
+            );
+        }
+        let zero = Options {
+            redis_timeout: Duration::ZERO,
+            ..Options::default()
+        };
+        let error = Settings::new(
+            Some(SecretString::from("k-zero")),
+            DEFAULT_BASE_URL,
+            zero,
+            None,
+        )
+        .and_then(|s| s.with_redis(Some(SecretString::from("redis://cache".to_owned()))))
+        .unwrap_err();
+        assert!(error.to_string().contains("redis_timeout"), "{error}");
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn a_redis_url_without_the_redis_feature_names_the_feature() {
+        let error = with_redis("redis://127.0.0.1:6379/0").unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, Error::Config(_)));
+        assert!(
+            text.contains("`redis` feature") && text.contains("FABRAIX_REDIS_URL"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("invalid fabraix configuration").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_redis_url_shares_nothing() {
+        let settings = Settings::new(
+            Some(SecretString::from("sk-alone")),
+            DEFAULT_BASE_URL,
+            Options::default(),
+            None,
+        )
+        .and_then(|s| s.with_redis(None))
+        .unwrap();
+        assert!(settings.redis.is_none());
     }
 
     #[test]

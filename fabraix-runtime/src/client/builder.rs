@@ -341,6 +341,50 @@ mod tests {
     }
 
     #[test]
+    fn the_redis_url_comes_from_the_environment_and_stays_secret() {
+        let url = "redis://:Env-Redis-Pass@127.0.0.1:6390/2";
+        let built = ClientBuilder::new()
+            .with_env(env(&[
+                ("FABRAIX_API_KEY", "sk-env-redis"),
+                ("FABRAIX_REDIS_URL", url),
+            ]))
+            .build();
+        if cfg!(feature = "redis") {
+            let client = built.unwrap();
+            let redis = client.settings().redis.as_ref().unwrap();
+            assert_eq!(redis.shown, "redis://[redacted]@127.0.0.1:6390/2");
+            assert_eq!(
+                client.settings().options.redis_timeout,
+                Duration::from_millis(100)
+            );
+            assert!(!format!("{client:?}").contains("Env-Redis-Pass"));
+        } else {
+            let error = built.unwrap_err();
+            assert!(error.to_string().contains("`redis` feature"), "{error}");
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn the_redis_setters_win_over_the_environment() {
+        let client = ClientBuilder::new()
+            .with_env(env(&[
+                ("FABRAIX_API_KEY", "sk-env-redis"),
+                ("FABRAIX_REDIS_URL", "redis://elsewhere:6379/0"),
+            ]))
+            .redis_url("redis://127.0.0.1:6391/1")
+            .redis_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        let settings = client.settings();
+        assert_eq!(
+            settings.redis.as_ref().map(|r| r.shown.as_str()),
+            Some("redis://127.0.0.1:6391/1")
+        );
+        assert_eq!(settings.options.redis_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
     fn disabled_needs_no_key() {
         let client = ClientBuilder::new()
             .with_env(env(&[("FABRAIX_DISABLED", "1")]))

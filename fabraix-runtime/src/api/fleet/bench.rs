@@ -20,9 +20,12 @@ impl FleetBench {
     /// connects in the background.
     pub fn connect(redis_url: &str, api_key: &str, limit: &RateLimit) -> Result<Self, Error> {
         let url = SecretString::from(redis_url.to_owned());
-        let link = Link::start(&url, "bench".into(), Duration::from_secs(1), vec![
-            &*BUDGET_SCRIPT,
-        ])?;
+        let link = Link::start(
+            &url,
+            "bench".into(),
+            Duration::from_secs(1),
+            vec![&*BUDGET_SCRIPT],
+        )?;
         let pacing = Pacing::cubic(Duration::from_secs(10));
         Ok(Self {
             budget: SharedBudget::new(link, &Fingerprint::of(api_key), limit, pacing),

@@ -106,7 +106,8 @@ impl BudgetKeys {
     pub const FIXED: usize = 8;
 
     pub fn new(fingerprint: &Fingerprint, limit: &RateLimit) -> Self {
-        let per_lane = |what: &str| Lane::ALL.map(|lane| format!("budget:{what}:{}", lane.as_str()));
+        let per_lane =
+            |what: &str| Lane::ALL.map(|lane| format!("budget:{what}:{}", lane.as_str()));
         let mut names: Vec<String> = [per_lane("pause"), per_lane("probe"), per_lane("probing")]
             .into_iter()
             .flatten()
@@ -165,7 +166,11 @@ mod tests {
         let fp = Fingerprint::of(key);
         assert_eq!(fp, Fingerprint::of(key));
         assert_eq!(fp.as_str().len(), 32);
-        assert!(fp.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            fp.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_ne!(fp, Fingerprint::of("sk-Fingerprint-Example-124"));
         assert!(!fp.key("x").to_lowercase().contains(&key.to_lowercase()));
         // SHA-256 of the tag, a zero byte and the key, as documented.

@@ -130,8 +130,7 @@ impl Link {
         };
         let mut connection = connection.clone();
         let started = Instant::now();
-        match tokio::time::timeout(inner.timeout, call.invoke_async::<T>(&mut connection)).await
-        {
+        match tokio::time::timeout(inner.timeout, call.invoke_async::<T>(&mut connection)).await {
             Ok(Ok(answer)) => {
                 let took = started.elapsed();
                 inner
@@ -284,9 +283,7 @@ async fn check(manager: &ConnectionManager, preload: &[&'static Script]) -> Resu
     let mut last = None;
     for _ in 0..2 {
         let outcome = if preload.is_empty() {
-            redis::cmd("PING")
-                .query_async::<()>(&mut connection)
-                .await
+            redis::cmd("PING").query_async::<()>(&mut connection).await
         } else {
             load(&mut connection, preload).await
         };
@@ -299,7 +296,10 @@ async fn check(manager: &ConnectionManager, preload: &[&'static Script]) -> Resu
     Err(last.unwrap_or_else(|| RedisError::from((redis::ErrorKind::Io, "no answer"))))
 }
 
-async fn load(connection: &mut ConnectionManager, scripts: &[&'static Script]) -> Result<(), RedisError> {
+async fn load(
+    connection: &mut ConnectionManager,
+    scripts: &[&'static Script],
+) -> Result<(), RedisError> {
     for script in scripts {
         script.load_async(connection).await?;
     }

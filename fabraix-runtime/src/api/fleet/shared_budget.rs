@@ -104,7 +104,12 @@ impl SharedBudget {
         )?;
         let fingerprint = Fingerprint::of(settings.key());
         let pacing = Pacing::cubic(options.timeout);
-        Ok(Some(Self::new(link, &fingerprint, &settings.rate_limit, pacing)))
+        Ok(Some(Self::new(
+            link,
+            &fingerprint,
+            &settings.rate_limit,
+            pacing,
+        )))
     }
 
     pub fn new(link: Link, fingerprint: &Fingerprint, limit: &RateLimit, pacing: Pacing) -> Self {
@@ -156,7 +161,8 @@ impl SharedBudget {
     pub async fn report_throttled(&self, lane: Lane, wait: Duration, probe: bool) {
         let wait_ms = wait.as_millis().clamp(1, u128::from(u32::MAX));
         let mut call = self.call("throttled", lane);
-        call.arg(wait_ms.to_string()).arg(if probe { "1" } else { "0" });
+        call.arg(wait_ms.to_string())
+            .arg(if probe { "1" } else { "0" });
         let _ = self.link.run::<(i64, i64)>(&call).await;
     }
 

@@ -1,1 +1,0 @@
-//! Tests of the shared budget against a real redis-server.
