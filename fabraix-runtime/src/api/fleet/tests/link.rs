@@ -217,3 +217,44 @@ async fn a_password_in_the_url_appears_in_no_log_line() {
         assert!(!shown.contains("Hunter2"), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn the_connection_closes_with_the_last_clone_of_the_link() {
+    let Some(server) =
+        RedisServer::start("fleet::the_connection_closes_with_the_last_clone_of_the_link")
+    else {
+        return;
+    };
+    let mut admin = super::admin(&server).await;
+    let clients = |list: String| list.lines().count();
+    let link = link(&server, TIMEOUT);
+    until_shared(&link).await;
+    let budget = budget_on(&link);
+    assert_eq!(
+        budget.acquire(Lane::Agent).await,
+        Shared::Granted { probe: false }
+    );
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT LIST");
+    assert_eq!(clients(list), 2, "the link's connection and this one");
+    drop((link, budget));
+    let started = Instant::now();
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .expect("CLIENT LIST");
+        if clients(list) == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the link's connection is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
