@@ -258,3 +258,34 @@ async fn the_connection_closes_with_the_last_clone_of_the_link() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn a_budget_built_outside_any_runtime_connects_in_the_background() {
+    let Some(server) =
+        RedisServer::start("fleet::a_budget_built_outside_any_runtime_connects_in_the_background")
+    else {
+        return;
+    };
+    let settings = crate::api::Settings::new(
+        Some("sk-no-runtime".to_owned().into()),
+        "http://127.0.0.1:9/v1",
+        crate::api::Options::default(),
+        None,
+    )
+    .and_then(|s| s.with_redis(Some(server.url().into())))
+    .expect("settings");
+    let budget = SharedBudget::from_settings(&settings)
+        .expect("a budget")
+        .expect("shared");
+    let started = Instant::now();
+    while !budget.is_shared() {
+        assert!(started.elapsed() < Duration::from_secs(15), "never shared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let answer = runtime.block_on(budget.acquire(Lane::Events));
+    assert_eq!(answer, Shared::Granted { probe: false });
+}

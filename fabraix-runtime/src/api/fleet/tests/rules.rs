@@ -372,25 +372,31 @@ async fn the_pace_is_set_only_by_a_429_on_the_probe_after_the_lanes_own_pause() 
     assert!(again <= 0.8 * wmax, "{again} after {wmax}");
 }
 
-/// Sets the pace to `wmax` and `t` = now - `since` right after a grant of `lane`, then
-/// checks the wait the script names: the interval of `rate` (events: of 0.8 `rate`) less
-/// what passed since the grant.
+/// The documented curve: the pace `after` seconds from the 429 that set `wmax`.
+fn cubic(wmax: f64, after: f64) -> f64 {
+    let k = (wmax * 0.3 / 0.4).cbrt();
+    (0.4 * (after - k).powi(3) + wmax).max(0.1)
+}
+
+/// Sets the pace (`wmax`, and `t` = now - `since`) right after a grant of `lane`, and
+/// checks the wait the script then names: the last grant plus the curve's interval
+/// (events: at 0.8 of the pace), less the time, all on Redis's clock. The script runs
+/// between two readings of that clock; the answer must lie between what each gives.
 async fn spaced(
     budget: &crate::api::fleet::SharedBudget,
     admin: &mut redis::aio::MultiplexedConnection,
-    pace_key: &str,
+    key: &str,
     lane: Lane,
     (wmax, since): (f64, f64),
-    rate: f64,
-) {
+) -> Duration {
     let (probe, _) = until_granted(budget, lane).await;
     if probe {
         budget.report_probe_ok(lane).await;
     }
-    let granted = Instant::now();
+    let fingerprint = Fingerprint::of(key);
     let t = redis_now(admin).await - (since * 1e6) as i64;
     let () = redis::cmd("HSET")
-        .arg(pace_key)
+        .arg(fingerprint.key("budget:pace"))
         .arg("wmax")
         .arg(wmax)
         .arg("t")
@@ -398,25 +404,35 @@ async fn spaced(
         .query_async(admin)
         .await
         .expect("HSET");
+    let last: i64 = redis::cmd("HGET")
+        .arg(fingerprint.key("budget:sent"))
+        .arg("last")
+        .query_async(admin)
+        .await
+        .expect("the last grant");
     let share = if lane == Lane::Events { 0.8 } else { 1.0 };
-    let interval = Duration::from_secs_f64(1.0 / (share * rate));
-    match budget.acquire(lane).await {
-        Shared::Wait {
-            for_,
-            why: WaitReason::Pace,
-        } => {
-            let passed = granted.elapsed();
-            assert!(
-                for_ <= interval + Duration::from_millis(1),
-                "{lane:?} {since}: {for_:?} > {interval:?}"
-            );
-            assert!(
-                for_ + passed + Duration::from_millis(3) >= interval,
-                "{lane:?} {since}: {for_:?} + {passed:?} < {interval:?}"
-            );
-        }
-        other => panic!("expected the pace's wait of about {interval:?}, got {other:?}"),
-    }
+    let due = |now: i64| {
+        let pace = cubic(wmax, (now - t) as f64 / 1e6);
+        last as f64 + 1e6 / (share * pace) - now as f64
+    };
+    let before = redis_now(admin).await;
+    let answer = budget.acquire(lane).await;
+    let after = redis_now(admin).await;
+    let Shared::Wait {
+        for_,
+        why: WaitReason::Pace,
+    } = answer
+    else {
+        panic!("{lane:?} at {since} s: expected the pace's wait, got {answer:?}");
+    };
+    let waited = for_.as_micros() as f64;
+    assert!(
+        due(after) - 2.0 <= waited && waited <= due(before) + 2.0,
+        "{lane:?} at {since} s: {waited} µs, expected {} to {} µs",
+        due(after),
+        due(before)
+    );
+    for_
 }
 
 #[tokio::test]
@@ -428,14 +444,19 @@ async fn the_pace_follows_cubic_from_seventy_percent_back_to_wmax_and_past_it() 
     };
     let budget = budget(&server, "sk-cubic", &RateLimit::off(), PROBE_TTL).await;
     let mut admin = admin(&server).await;
-    let pace_key = Fingerprint::of("sk-cubic").key("budget:pace");
     let wmax = 10.0f64;
     // K: the seconds from the 429 back to wmax; and on to twice wmax.
     let k = (wmax * 0.3 / 0.4).cbrt();
     let to_double = k + (wmax / 0.4).cbrt();
     for (since, rate) in [(0.0, 0.7 * wmax), (k, wmax), (to_double, 2.0 * wmax)] {
-        for lane in [Lane::Agent, Lane::Events] {
-            spaced(&budget, &mut admin, &pace_key, lane, (wmax, since), rate).await;
+        assert!((cubic(wmax, since) - rate).abs() < 1e-9);
+        for (lane, share) in [(Lane::Agent, 1.0), (Lane::Events, 0.8)] {
+            let waited = spaced(&budget, &mut admin, "sk-cubic", lane, (wmax, since)).await;
+            let interval = Duration::from_secs_f64(1.0 / (share * rate));
+            assert!(
+                waited <= interval + Duration::from_millis(1),
+                "{waited:?} > {interval:?}"
+            );
         }
     }
 }
