@@ -400,3 +400,7 @@ pub mod __private {
 #[cfg(any(fuzzing, feature = "__fuzz"))]
 #[doc(hidden)]
 pub use fabraix_runtime::__fuzz;
+
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub use fabraix_runtime::__bench;

@@ -92,3 +92,11 @@ pub mod __private {
 pub mod __fuzz {
     pub use crate::api::fuzz::*;
 }
+
+/// One shared-budget acquisition, for the fleet bench. Not public API: compiled only with
+/// the undocumented `__bench` feature.
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::api::FleetBench;
+}

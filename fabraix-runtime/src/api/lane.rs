@@ -11,6 +11,10 @@ pub(crate) enum Lane {
 }
 
 impl Lane {
+    /// Both lanes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub const ALL: [Lane; 2] = [Lane::Agent, Lane::Events];
+
     /// The other lane.
     pub fn other(self) -> Lane {
         match self {

@@ -13,6 +13,9 @@
 
 mod answer;
 mod budget;
+#[cfg(feature = "redis")]
+#[allow(dead_code, unused_imports)]
+mod fleet;
 mod http;
 pub(crate) mod io_thread;
 mod lane;
@@ -27,6 +30,8 @@ use tokio::sync::Semaphore;
 
 pub(crate) use answer::{receipt, trace, verdict};
 pub(crate) use budget::BudgetStats;
+#[cfg(feature = "__bench")]
+pub use fleet::FleetBench;
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;

@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub flush_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub disabled: bool,
+    /// How long one call to Redis may take before the budget falls back to its own.
+    pub redis_timeout: Duration,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             flush_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             disabled: false,
+            redis_timeout: Duration::from_millis(100),
         }
     }
 }
@@ -70,11 +73,23 @@ pub(crate) struct Settings {
     pub options: Options,
     /// The key's limit: as given, else the documented one of the base URL's host.
     pub rate_limit: RateLimit,
+    /// Where the key's budget is shared with other processes, if anywhere.
+    pub redis: Option<RedisSettings>,
     /// The endpoints' URLs, parsed once.
     endpoints: [Url; 3],
     /// The generation of the remembered keys at which the URLs were last found to hold
     /// none (see [`scrub::generation`]): they are searched again only after a new key.
     clean_at: CleanAt,
+}
+
+/// The Redis that shares the key's budget (feature `redis`).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct RedisSettings {
+    /// The URL as given: it may hold a password.
+    pub url: SecretString,
+    /// The URL as logs and errors show it, credentials redacted.
+    pub shown: String,
 }
 
 /// A generation of the remembered keys, `u64::MAX` for none yet.
@@ -161,9 +176,32 @@ impl Settings {
             base_url,
             options,
             rate_limit,
+            redis: None,
             endpoints,
             clean_at: CleanAt(AtomicU64::new(u64::MAX)),
         })
+    }
+
+    /// These settings, sharing the key's budget through the Redis at `url` (none: each
+    /// process keeps its own).
+    pub fn with_redis(mut self, url: Option<SecretString>) -> Result<Self, Error> {
+        let Some(url) = url else {
+            return Ok(self);
+        };
+        if !cfg!(feature = "redis") {
+            return Err(Error::Config(
+                "FABRAIX_REDIS_URL is set, but fabraix was built without its `redis` feature, which shares the key's budget through redis: enable the feature or unset the variable".into(),
+            ));
+        }
+        let shown = check_redis_url(url.expose_secret())?;
+        if self.options.redis_timeout.is_zero() {
+            return Err(Error::Config(
+                "`redis_timeout` must be more than zero".into(),
+            ));
+        }
+        self.options.redis_timeout = self.options.redis_timeout.min(LONGEST_WAIT);
+        self.redis = Some(RedisSettings { url, shown });
+        Ok(self)
     }
 
     /// The key, for the request header and for scrubbing.
@@ -213,6 +251,7 @@ impl fmt::Debug for Settings {
             .field("flush_timeout", &o.flush_timeout)
             .field("disabled", &o.disabled)
             .field("rate_limit", &format_args!("{}", self.rate_limit))
+            .field("redis", &self.redis.as_ref().map(|r| &r.shown))
             .finish_non_exhaustive()
     }
 }
@@ -295,6 +334,63 @@ fn ends_in_version(url: &Url) -> bool {
     let last = url.path().trim_end_matches('/').rsplit('/').next();
     last.and_then(|segment| segment.strip_prefix('v'))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks a Redis URL, `redis://[[user]:password@]host[:port][/db]`, and answers it as
+/// logs show it. A password is remembered for scrubbing and never shown.
+fn check_redis_url(text: &str) -> Result<String, Error> {
+    let url = Url::parse(text.trim()).map_err(|e| {
+        Error::Config(format!(
+            "the redis url is not a url ({e}); expected `redis://host:port/db`"
+        ))
+    })?;
+    if let Some(password) = url.password() {
+        let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+        scrub::remember(&decoded);
+        scrub::remember(password);
+    }
+    let credentials = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "[redacted]@"
+    };
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let shown = scrub::scrub(&format!(
+        "{}://{credentials}{host}{port}{}",
+        url.scheme(),
+        url.path()
+    ));
+    match url.scheme() {
+        "redis" => {}
+        "rediss" => {
+            return Err(Error::Config(format!(
+                "the redis url `{shown}` asks for tls, which the shared budget does not speak; use `redis://` (to a local tls proxy, if redis is remote)"
+            )));
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "the redis url `{shown}` has scheme `{other}`; expected `redis://host:port/db`"
+            )));
+        }
+    }
+    if host.is_empty() {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` names no host; expected `redis://host:port/db`"
+        )));
+    }
+    let db = url.path().trim_start_matches('/');
+    if !(db.is_empty() || (db.len() <= 5 && db.bytes().all(|b| b.is_ascii_digit()))) {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` ends in `/{db}`; expected a database number, e.g. `/0`"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "the redis url `{shown}` must not have a query or fragment"
+        )));
+    }
+    Ok(shown)
 }
 
 pub(crate) fn is_loopback(url: &Url) -> bool {
@@ -388,6 +484,115 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    fn with_redis(url: &str) -> Result<Settings, Error> {
+        Settings::new(
+            Some(SecretString::from("sk-redis-settings")),
+            DEFAULT_BASE_URL,
+            Options::default(),
+            None,
+        )?
+        .with_redis(Some(SecretString::from(url.to_owned())))
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_urls_are_checked_and_shown_without_credentials() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://redis.internal", "redis://redis.internal"),
+            (
+                "redis://redis.internal:7000/",
+                "redis://redis.internal:7000/",
+            ),
+            ("redis://[::1]:6379/3", "redis://[::1]:6379/3"),
+            (
+                "redis://:Sw0rdfish-Pass@cache:6379/1",
+                "redis://[redacted]@cache:6379/1",
+            ),
+            (
+                "redis://app:Sw0rdfish-Pass@cache/1",
+                "redis://[redacted]@cache/1",
+            ),
+        ] {
+            let settings = with_redis(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                settings.redis.as_ref().map(|r| r.shown.as_str()),
+                Some(shown)
+            );
+            let debug = format!("{settings:?}");
+            assert!(
+                debug.contains(shown) && !debug.contains("Sw0rdfish"),
+                "{debug}"
+            );
+        }
+        for (url, says) in [
+            ("rediss://:Sw0rdfish-Pass@cache:6380/0", "tls"),
+            ("http://cache:6379/0", "scheme `http`"),
+            ("unix:///run/redis.sock", "scheme `unix`"),
+            ("redis://cache:6379/zero", "database number"),
+            ("redis://cache:6379/0?protocol=resp3", "query"),
+            ("redis://:Sw0rdfish-Pass@", "not a url"),
+            ("cache:6379", "scheme `cache`"),
+            ("not a url", "not a url"),
+        ] {
+            let error = with_redis(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            let text = error.to_string();
+            assert!(matches!(error, Error::Config(_)), "{url}: {error:?}");
+            assert!(text.contains(says), "{url}: {text}");
+            assert!(!text.contains("Sw0rdfish"), "{text}");
+            assert_eq!(
+                text.matches("invalid fabraix configuration").count(),
+                1,
+                "{text}"
+            );
+        }
+        let zero = Options {
+            redis_timeout: Duration::ZERO,
+            ..Options::default()
+        };
+        let error = Settings::new(
+            Some(SecretString::from("k-zero")),
+            DEFAULT_BASE_URL,
+            zero,
+            None,
+        )
+        .and_then(|s| s.with_redis(Some(SecretString::from("redis://cache".to_owned()))))
+        .unwrap_err();
+        assert!(error.to_string().contains("redis_timeout"), "{error}");
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn a_redis_url_without_the_redis_feature_names_the_feature() {
+        let error = with_redis("redis://127.0.0.1:6379/0").unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, Error::Config(_)));
+        assert!(
+            text.contains("`redis` feature") && text.contains("FABRAIX_REDIS_URL"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("invalid fabraix configuration").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_redis_url_shares_nothing() {
+        let settings = Settings::new(
+            Some(SecretString::from("sk-alone")),
+            DEFAULT_BASE_URL,
+            Options::default(),
+            None,
+        )
+        .and_then(|s| s.with_redis(None))
+        .unwrap();
+        assert!(settings.redis.is_none());
     }
 
     #[test]

@@ -34,6 +34,8 @@ use crate::model::{Error, RateLimit};
 /// | [`conversation_idle`](Self::conversation_idle) | 30 min | |
 /// | [`conversation_max_age`](Self::conversation_max_age) | 24 h | |
 /// | [`conversation_capacity`](Self::conversation_capacity) | 100,000 conversations | |
+/// | `redis_url` (feature `redis`: the key's budget shared by every process) | none | `FABRAIX_REDIS_URL` |
+/// | `redis_timeout` (feature `redis`, per call to Redis) | 100 ms | |
 ///
 /// ```
 /// use std::time::Duration;
@@ -55,6 +57,7 @@ pub struct ClientBuilder {
     options: Options,
     rate_limit: Option<RateLimit>,
     conversations: ConversationLimits,
+    redis_url: Option<SecretString>,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
     /// `FABRAIX_SPOOL_DIR` or `spool_dir`, and the spool's other settings.
@@ -71,6 +74,7 @@ impl Default for ClientBuilder {
             options: Options::default(),
             rate_limit: None,
             conversations: ConversationLimits::default(),
+            redis_url: None,
             env_error: None,
             spool_dir: None,
             #[cfg(feature = "spool")]
@@ -87,7 +91,8 @@ impl ClientBuilder {
 
     /// A builder that starts from the environment: `FABRAIX_API_KEY`, `FABRAIX_BASE_URL`,
     /// `FABRAIX_TIMEOUT_MS`, `FABRAIX_MAX_RETRIES`, `FABRAIX_RATE_LIMIT`,
-    /// `FABRAIX_SPOOL_DIR` (feature `spool`) and `FABRAIX_DISABLED`. An unreadable
+    /// `FABRAIX_SPOOL_DIR` (feature `spool`), `FABRAIX_REDIS_URL` (feature `redis`) and
+    /// `FABRAIX_DISABLED`. An unreadable
     /// value is reported by [`build`](Self::build). Setters called afterwards win.
     pub fn from_env() -> Self {
         Self::default().with_env(|name| std::env::var(name).ok())
@@ -125,6 +130,9 @@ impl ClientBuilder {
         }
         if let Some(dir) = var("FABRAIX_SPOOL_DIR").filter(|d| !d.trim().is_empty()) {
             self.spool_dir = Some(dir.into());
+        }
+        if let Some(url) = var("FABRAIX_REDIS_URL").filter(|u| !u.trim().is_empty()) {
+            self.redis_url = Some(SecretString::from(url));
         }
         if let Some(flag) = var("FABRAIX_DISABLED") {
             match flag.trim().to_ascii_lowercase().as_str() {
@@ -318,13 +326,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares the key's rate budget with every process that uses the same key and the
+    /// same Redis: `redis://[[user]:password@]host[:port][/db]` (no TLS). Connecting
+    /// happens in the background and never delays `build` or an agent; while Redis is
+    /// unreachable or slower than [`redis_timeout`](Self::redis_timeout), each process
+    /// keeps to its own budget. A password in the URL is kept like the API key.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(SecretString::from(url.into()));
+        self
+    }
+
+    /// How long one call to Redis may take before the request keeps to this process's
+    /// own budget instead (default 100 ms).
+    #[cfg(feature = "redis")]
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.options.redis_timeout = timeout;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(message) = self.env_error {
             return Err(Error::Config(message));
         }
         self.conversations.check()?;
-        let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?;
+        let settings = Settings::new(self.api_key, &self.base_url, self.options, self.rate_limit)?
+            .with_redis(self.redis_url)?;
         #[cfg(feature = "spool")]
         {
             let spool = match self.spool_dir {
@@ -418,6 +446,50 @@ mod tests {
                 "{name}={value}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_the_environment_and_stays_secret() {
+        let url = "redis://:Env-Redis-Pass@127.0.0.1:6390/2";
+        let built = ClientBuilder::new()
+            .with_env(env(&[
+                ("FABRAIX_API_KEY", "sk-env-redis"),
+                ("FABRAIX_REDIS_URL", url),
+            ]))
+            .build();
+        if cfg!(feature = "redis") {
+            let client = built.unwrap();
+            let redis = client.settings().redis.as_ref().unwrap();
+            assert_eq!(redis.shown, "redis://[redacted]@127.0.0.1:6390/2");
+            assert_eq!(
+                client.settings().options.redis_timeout,
+                Duration::from_millis(100)
+            );
+            assert!(!format!("{client:?}").contains("Env-Redis-Pass"));
+        } else {
+            let error = built.unwrap_err();
+            assert!(error.to_string().contains("`redis` feature"), "{error}");
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn the_redis_setters_win_over_the_environment() {
+        let client = ClientBuilder::new()
+            .with_env(env(&[
+                ("FABRAIX_API_KEY", "sk-env-redis"),
+                ("FABRAIX_REDIS_URL", "redis://elsewhere:6379/0"),
+            ]))
+            .redis_url("redis://127.0.0.1:6391/1")
+            .redis_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        let settings = client.settings();
+        assert_eq!(
+            settings.redis.as_ref().map(|r| r.shown.as_str()),
+            Some("redis://127.0.0.1:6391/1")
+        );
+        assert_eq!(settings.options.redis_timeout, Duration::from_millis(250));
     }
 
     #[test]
