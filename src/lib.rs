@@ -378,10 +378,10 @@
 pub use fabraix_runtime::event_stats;
 pub use fabraix_runtime::{
     Action, AgentId, Client, ClientBuilder, Conversation, DEFAULT_BASE_URL, Error, Event,
-    EventReceipt, EventStats, EventType, InitGuard, IntoAgentId, RateLimit, RateWindow, RunContext,
-    Stats, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action, check_action_blocking,
-    conversation, current_run, current_trace, flush, flush_blocking, global_client, init,
-    log_event, scope, spawn, spawn_blocking, stats, sync_scope,
+    EventReceipt, EventStats, EventType, FleetStats, InitGuard, IntoAgentId, RateLimit, RateWindow,
+    RunContext, Stats, Trace, TraceFutureExt, TraceId, Traced, Verdict, check_action,
+    check_action_blocking, conversation, current_run, current_trace, flush, flush_blocking,
+    global_client, init, log_event, scope, spawn, spawn_blocking, stats, sync_scope,
 };
 
 pub use fabraix_macros::{action, agent};

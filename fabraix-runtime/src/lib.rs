@@ -37,7 +37,7 @@ pub mod propagation;
 pub mod testing;
 
 pub use api::DEFAULT_BASE_URL;
-pub use client::{Client, ClientBuilder, InitGuard, Stats, global_client, init};
+pub use client::{Client, ClientBuilder, FleetStats, InitGuard, Stats, global_client, init};
 #[allow(deprecated)] // the old name, kept for those who use it
 pub use context::event_stats;
 pub use context::{

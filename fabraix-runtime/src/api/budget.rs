@@ -694,6 +694,20 @@ impl Budget {
     pub fn stats(&self) -> BudgetStats {
         self.state().stats(Instant::now())
     }
+
+    /// A request waited `waited` for the budget shared across processes, and failed at
+    /// once when `failed_fast` (its lane paused past its deadline).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn note_shared_wait(&self, waited: Duration, failed_fast: bool) {
+        if waited.is_zero() && !failed_fast {
+            return;
+        }
+        let mut state = self.state();
+        state.waited += waited;
+        if failed_fast {
+            state.failed_fast += 1;
+        }
+    }
 }
 
 /// Counts an agent call as waiting while it does, so that events let it go first.

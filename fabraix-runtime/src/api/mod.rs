@@ -5,6 +5,8 @@
 //! - `settings.rs`: the validated settings and their defaults;
 //! - `lane.rs`: who asks for the budget (agent calls, queued events);
 //! - `budget.rs`: the key's rate budget, shared by every request, agent calls first;
+//! - `fleet/` and `shared.rs` (feature `redis`): the budget shared by every process with
+//!   the key and the same Redis;
 //! - `http.rs`: one attempt over the network;
 //! - `retry.rs`: when to try again, and how long to wait;
 //! - `answer.rs`: success bodies decoded, error statuses read;
@@ -22,6 +24,8 @@ mod lane;
 mod retry;
 pub(crate) mod scrub;
 mod settings;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +56,9 @@ pub(crate) struct Api {
     permits: Semaphore,
     /// The key's rate budget, shared by every request.
     budget: Budget,
+    /// The key's budget across processes, through Redis (`FABRAIX_REDIS_URL`).
+    #[cfg(feature = "redis")]
+    shared: Option<fleet::SharedBudget>,
 }
 
 impl Api {
@@ -60,9 +67,53 @@ impl Api {
         Ok(Self {
             permits: Semaphore::new(settings.options.max_in_flight),
             budget: Budget::new(settings.rate_limit.clone()),
+            #[cfg(feature = "redis")]
+            shared: fleet::SharedBudget::from_settings(&settings)?,
             settings,
             http,
         })
+    }
+
+    /// The connection to the Redis that shares the key's budget, for the other state kept
+    /// there (conversations).
+    #[cfg(feature = "redis")]
+    #[allow(dead_code)]
+    pub(crate) fn fleet_link(&self) -> Option<fleet::Link> {
+        self.shared.as_ref().map(|shared| shared.link().clone())
+    }
+
+    /// A slot of the key's budget across processes, when it is shared: answers whether
+    /// the request is its lane's probe there (its outcome is then reported).
+    async fn admit_shared(&self, lane: Lane, deadline: Option<Instant>) -> Result<bool, Error> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return match shared::admit(shared, lane, deadline).await {
+                Ok(admission) => {
+                    self.budget.note_shared_wait(admission.waited, false);
+                    Ok(admission.probe)
+                }
+                Err(refusal) => {
+                    self.budget.note_shared_wait(refusal.waited, refusal.paused);
+                    Err(refusal.into_error())
+                }
+            };
+        }
+        let _ = (lane, deadline);
+        Ok(false)
+    }
+
+    /// Tells the budget across processes what a request's answer was: a 429 pauses the
+    /// lane everywhere; a probe's success lets the lane go everywhere.
+    async fn report_shared(&self, lane: Lane, probe: bool, throttled: Option<Duration>) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            match throttled {
+                Some(wait) => shared.report_throttled(lane, wait, probe).await,
+                None if probe => shared.report_probe_ok(lane).await,
+                None => {}
+            }
+        }
+        let _ = (lane, probe, throttled);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -86,6 +137,7 @@ impl Api {
         loop {
             let ticket = self.budget.acquire(Lane::Agent, deadline).await?;
             let slot = Slot::new(&self.budget, ticket);
+            let probe = self.admit_shared(Lane::Agent, deadline).await?;
             let outcome = match tokio::time::timeout(remaining(), self.permits.acquire()).await {
                 Ok(Ok(_permit)) => {
                     let limit = options.timeout.min(remaining());
@@ -100,6 +152,7 @@ impl Api {
             let failure = match outcome {
                 Ok(bytes) => {
                     slot.succeeded();
+                    self.report_shared(Lane::Agent, probe, None).await;
                     return Ok(bytes);
                 }
                 Err(failure) => failure,
@@ -108,6 +161,8 @@ impl Api {
                 // The agent lane pauses: this call's next attempt waits for it with every
                 // other agent call, and fails at once when the pause outlasts its deadline.
                 slot.throttled(failure.retry_after, &options.retry);
+                let pause = options.retry.delay(retry, failure.retry_after);
+                self.report_shared(Lane::Agent, probe, Some(pause)).await;
                 if retry >= options.retry.max_retries || remaining().is_zero() {
                     return Err(failure.error);
                 }
@@ -147,6 +202,7 @@ impl Api {
     pub async fn send_event_once(&self, body: Bytes) -> Result<Vec<u8>, Failure> {
         let ticket = self.budget.acquire(Lane::Events, None).await?;
         let slot = Slot::new(&self.budget, ticket);
+        let probe = self.admit_shared(Lane::Events, None).await?;
         let outcome = http::attempt(
             &self.http,
             &self.settings,
@@ -156,9 +212,15 @@ impl Api {
         )
         .await;
         match &outcome {
-            Ok(_) => slot.succeeded(),
+            Ok(_) => {
+                slot.succeeded();
+                self.report_shared(Lane::Events, probe, None).await;
+            }
             Err(failure) if matches!(failure.error, Error::RateLimited { .. }) => {
-                slot.throttled(failure.retry_after, &self.options().retry);
+                let policy = &self.options().retry;
+                slot.throttled(failure.retry_after, policy);
+                let pause = policy.delay(0, failure.retry_after);
+                self.report_shared(Lane::Events, probe, Some(pause)).await;
             }
             Err(_) => drop(slot),
         }
@@ -188,6 +250,44 @@ impl Api {
     pub fn budget_stats(&self) -> BudgetStats {
         self.budget.stats()
     }
+
+    /// How the key's budget is shared across processes.
+    pub fn fleet_stats(&self) -> FleetStats {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let link = shared.stats();
+            return FleetStats {
+                configured: true,
+                shared: link.shared,
+                round_trip_p50: link.round_trip_p50,
+                round_trip_p99: link.round_trip_p99,
+                fallbacks: link.fallbacks,
+                reconnects: link.reconnects,
+            };
+        }
+        FleetStats::default()
+    }
+}
+
+/// How the key's budget is shared with the other processes that use the key and the same
+/// Redis (feature `redis`): all zero and `false` without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetStats {
+    /// A Redis URL was given: this client shares the key's budget when it can.
+    pub configured: bool,
+    /// Requests go to the shared budget right now (Redis connected and answering in time).
+    /// `false` while the client keeps to its in-process budget alone.
+    pub shared: bool,
+    /// Redis's round-trip time for one acquisition, over the latest 1,024: the median…
+    pub round_trip_p50: Option<Duration>,
+    /// …and the 99th percentile.
+    pub round_trip_p99: Option<Duration>,
+    /// Requests that kept to the in-process budget because Redis was unavailable (not
+    /// connected, an error, or slower than `redis_timeout`).
+    pub fallbacks: u64,
+    /// Times the budget was shared again after Redis was lost.
+    pub reconnects: u64,
 }
 
 impl std::fmt::Debug for Api {

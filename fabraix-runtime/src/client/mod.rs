@@ -15,7 +15,7 @@ use once_cell::sync::OnceCell;
 pub use builder::ClientBuilder;
 pub(crate) use global::built_global_client;
 pub use global::{InitGuard, global_client, init};
-pub use stats::Stats;
+pub use stats::{FleetStats, Stats};
 
 use crate::api::{self, Api, Settings, io_thread};
 use crate::export::{Counters, EventStats, Exporter};
@@ -316,6 +316,7 @@ impl Client {
             rate_limit: self.rate_limit().clone(),
             probes: budget.probes,
             failed_fast: budget.failed_fast,
+            fleet: self.inner.api.fleet_stats(),
         }
     }
 

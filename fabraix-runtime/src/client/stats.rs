@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use crate::api::FleetStats;
 use crate::export::EventStats;
 use crate::model::RateLimit;
 
@@ -29,4 +30,6 @@ pub struct Stats {
     /// Agent calls that failed at once with [`Error::RateLimited`](crate::Error::RateLimited)
     /// because their lane's pause outlasted their deadline.
     pub failed_fast: u64,
+    /// The key's budget across processes (feature `redis`, `FABRAIX_REDIS_URL`).
+    pub fleet: FleetStats,
 }
