@@ -31,7 +31,10 @@ Returns {code, value}:
 The rules:
   - Windows: at most N grants in any span S, kept with a margin, S' = S + S/50 + 5 ms.
     The agent lane may use all N; the events lane N - ceil(N/5) (N >= 2), so a fifth of
-    every window stays free for agent calls fleet-wide.
+    every window stays free for agent calls fleet-wide. And as in one process, events wait
+    while an agent call waits for a window anywhere in the fleet: a refused agent call
+    marks the time it will be back (budget:sent's agent_wait field), and events are
+    refused until then.
   - A 429 pauses its lane until its Retry-After. The other lane, unless paused, probes:
     its next acquisition is granted as a probe and the rest of it waits until the probe's
     answer (probe_ok clears it; a 429 pauses that lane too). A lane whose own pause ends
@@ -116,6 +119,14 @@ local function acquire()
     probe = 1
   end
 
+  -- Events go after every agent call the fleet keeps waiting for a window.
+  if lane == 'events' then
+    local agents_until = tonumber(redis.call('HGET', SENT, 'agent_wait') or '0')
+    if agents_until > now then
+      return {3, math.max(1, math.ceil(agents_until - now))}
+    end
+  end
+
   local wait, why = 0, 0
   local windows = (#ARGV - 6) / 2
   for i = 1, windows do
@@ -148,6 +159,14 @@ local function acquire()
     end
   end
   if wait > 0 then
+    if lane == 'agent' and why == 3 then
+      -- Until this call is back (its wait, its jitter and a round trip), events wait.
+      local agents_until = now + math.ceil(wait * 1.1) + 10000
+      if agents_until > tonumber(redis.call('HGET', SENT, 'agent_wait') or '0') then
+        redis.call('HSET', SENT, 'agent_wait', us(agents_until))
+        redis.call('PEXPIRE', SENT, SENT_TTL_MS)
+      end
+    end
     return {why, wait}
   end
 

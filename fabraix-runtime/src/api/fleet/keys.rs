@@ -15,7 +15,7 @@
 //! | `budget:probe:<lane>` | string | `self` or `other`: the lane's next acquisition is a probe, after its own pause or the other lane's | the pause that set it plus the probe TTL, at least twice the probe TTL once a probe is out |
 //! | `budget:probing:<lane>` | string | a probe of the lane is out | the probe TTL |
 //! | `budget:pace` | hash | `wmax` (requests/s) and `t` (µs): the pace's CUBIC curve | 60 s after the last 429, or later: once the pace is twice `wmax` |
-//! | `budget:sent` | hash | grants per second of Redis's clock, and `last` (µs), for the fleet's send rate and the pace's spacing | 15 s after the last grant |
+//! | `budget:sent` | hash | grants per second of Redis's clock, `last` (µs), for the fleet's send rate and the pace's spacing, and `agent_wait` (µs): until when events wait for a refused agent call | 15 s after the last grant |
 //!
 //! `<lane>` is `agent` or `events`. The windows are keyed by their span, not their count:
 //! processes configured alike share one set, and a process configured with another count

@@ -54,7 +54,12 @@ async fn two_budgets_never_grant_more_than_a_window_in_any_span() {
                 }
                 Shared::Wait { for_, why } => {
                     assert_eq!(why, WaitReason::Window);
-                    assert!(for_ <= Duration::from_millis(413), "{for_:?}");
+                    // A window's span with its margin (413 ms), or for events the time a
+                    // refused agent call is back: its wait, a tenth of it and 10 ms.
+                    assert!(
+                        for_ <= Duration::from_micros(413_000 * 11 / 10 + 10_000),
+                        "{for_:?}"
+                    );
                     tokio::time::sleep(for_).await;
                 }
                 Shared::Unavailable => panic!("unavailable"),
