@@ -242,3 +242,75 @@ async fn a_retry_after_past_the_deadline_fails_a_check_closed_at_once() {
     assert!(client.flush(Duration::from_secs(10)).await);
     assert_eq!(events_accepted(&server), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_sends_leave_a_share_of_the_requests_in_flight_to_the_agent_calls() {
+    // Agent calls have permits of their own: with `max_in_flight(4)` the exporter sends at
+    // most four events at once, and a check goes while all four are held by the server.
+    let server = MockServer::start().await.unwrap();
+    let client = server
+        .client_builder()
+        .max_in_flight(4)
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    // A trace's events go one at a time: a run each, so that every event may go at once.
+    let mut traces = Vec::new();
+    for _ in 0..8 {
+        traces.push(
+            client
+                .register_agent_run("share-agent", "You wait.")
+                .await
+                .unwrap(),
+        );
+    }
+    // Every event send is held by the server, for longer than the test runs.
+    server.fail_next(
+        100,
+        Fault::delay(Duration::from_secs(600)).on(Endpoint::Event),
+    );
+    for trace in &traces {
+        client
+            .queue_event(trace.trace_id(), Event::text(EventType::Tool, "held"))
+            .unwrap();
+    }
+    let events_in =
+        |requests: &[RecordedRequest]| requests.iter().filter(|r| r.path == "/v1/event").count();
+    assert!(
+        server
+            .wait_for(Duration::from_secs(30), |r| events_in(r) >= 4)
+            .await,
+        "{:?}",
+        client.stats()
+    );
+
+    let verdict = client
+        .check_action(traces[0].trace_id(), &Action::new("lookup"))
+        .await
+        .unwrap();
+    assert!(verdict.is_safe);
+    let requests = server.requests();
+    // The check was answered while every event send was still held, and no other event
+    // send went out beside them.
+    let events: Vec<&RecordedRequest> = requests.iter().filter(|r| r.path == "/v1/event").collect();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events.iter().all(|r| r.response.is_none()), "{events:?}");
+    let checks = server.requests_to(Endpoint::Check);
+    assert_eq!(checks.len(), 1);
+    assert!(accepted(&checks[0]));
+    assert_eq!(client.stats().events.sent, 0);
+
+    // Several agent calls at once go too, never behind the events.
+    let concurrent: Vec<_> = (0..4)
+        .map(|n| {
+            let client = client.clone();
+            let trace = traces[n].trace_id();
+            tokio::spawn(async move { client.check_action(trace, &Action::new("lookup")).await })
+        })
+        .collect();
+    for check in concurrent {
+        assert!(check.await.unwrap().is_ok());
+    }
+    assert_eq!(server.requests_to(Endpoint::Check).len(), 5);
+    assert_eq!(events_in(&server.requests()), 4);
+}
