@@ -203,8 +203,8 @@ pub(crate) mod fuzz {
     pub const KEY: &str = "fuzz-secret-key";
 
     fn ready() {
-        static REMEMBERED: std::sync::Once = std::sync::Once::new();
-        REMEMBERED.call_once(|| super::scrub::remember(KEY));
+        static REMEMBERED: std::sync::OnceLock<super::scrub::KeyGuard> = std::sync::OnceLock::new();
+        REMEMBERED.get_or_init(|| super::scrub::remember(KEY));
     }
 
     /// A `/register-agent-run` success body, as the client reads it.
@@ -229,6 +229,19 @@ pub(crate) mod fuzz {
     pub fn error(status: u16, body: &[u8]) -> Error {
         ready();
         super::answer::status_error(status, None, body)
+    }
+
+    /// A key the scrubber looks for while this lives (for the benches).
+    pub struct Remembered(#[allow(dead_code)] super::scrub::KeyGuard);
+
+    /// Remembers `key`, as a client built with it does.
+    pub fn remember(key: &str) -> Remembered {
+        Remembered(super::scrub::remember(key))
+    }
+
+    /// `text` scrubbed of every remembered key, as a server's answer is.
+    pub fn scrub(text: &str) -> String {
+        super::scrub::scrub(text)
     }
 
     /// A `Retry-After` value, read at `now`.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -75,6 +76,9 @@ pub(crate) struct Settings {
     /// The generation of the remembered keys at which the URLs were last found to hold
     /// none (see [`scrub::generation`]): they are searched again only after a new key.
     clean_at: CleanAt,
+    /// Keeps the key remembered by the scrubber for as long as a client holds these
+    /// settings (and a while after).
+    _remembered: Arc<scrub::KeyGuard>,
 }
 
 /// A generation of the remembered keys, `u64::MAX` for none yet.
@@ -106,9 +110,9 @@ impl Settings {
         mut options: Options,
         rate_limit: Option<RateLimit>,
     ) -> Result<Self, Error> {
-        if let Some(key) = &api_key {
-            scrub::remember(key.expose_secret());
-        }
+        let remembered = Arc::new(scrub::remember(
+            api_key.as_ref().map_or("", |key| key.expose_secret()),
+        ));
         if scrub::holds_a_key(base_url.trim()) {
             return Err(Error::Config(KEY_IN_URL.into()));
         }
@@ -163,6 +167,7 @@ impl Settings {
             rate_limit,
             endpoints,
             clean_at: CleanAt(AtomicU64::new(u64::MAX)),
+            _remembered: remembered,
         })
     }
 

@@ -1,6 +1,7 @@
 //! [`ClientBuilder`]: every setting, its default, and its environment variable.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -50,6 +51,9 @@ pub struct ClientBuilder {
     rate_limit: Option<RateLimit>,
     /// The first unreadable environment variable, reported by `build`.
     env_error: Option<String>,
+    /// Keeps the key scrubbed from the moment it is given (a failed `build` may quote
+    /// what holds it).
+    remembered: Option<Arc<scrub::KeyGuard>>,
 }
 
 impl Default for ClientBuilder {
@@ -60,6 +64,7 @@ impl Default for ClientBuilder {
             options: Options::default(),
             rate_limit: None,
             env_error: None,
+            remembered: None,
         }
     }
 }
@@ -80,7 +85,7 @@ impl ClientBuilder {
 
     pub(crate) fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
         if let Some(key) = var("FABRAIX_API_KEY").filter(|k| !k.is_empty()) {
-            scrub::remember(&key);
+            self.remembered = Some(Arc::new(scrub::remember(&key)));
             self.api_key = Some(SecretString::from(key));
         }
         if let Some(url) = var("FABRAIX_BASE_URL").filter(|u| !u.trim().is_empty()) {
@@ -128,7 +133,7 @@ impl ClientBuilder {
     /// `Display`, log line or error.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         let key = key.into();
-        scrub::remember(&key);
+        self.remembered = Some(Arc::new(scrub::remember(&key)));
         self.api_key = Some(SecretString::from(key));
         self
     }
