@@ -110,6 +110,11 @@ impl ClientBuilder {
         if let Some(spec) = var("FABRAIX_RATE_LIMIT").filter(|s| !s.trim().is_empty()) {
             match spec.parse::<RateLimit>() {
                 Ok(limit) => self.rate_limit = Some(limit),
+                // The message alone: `build` makes it an `Error::Config`, whose Display
+                // says "invalid fabraix configuration" once.
+                Err(Error::Config(message)) => {
+                    self.note_env_error(format!("FABRAIX_RATE_LIMIT: {message}"))
+                }
                 Err(e) => self.note_env_error(format!("FABRAIX_RATE_LIMIT: {e}")),
             }
         }
@@ -315,6 +320,34 @@ mod tests {
                 matches!(&err, Error::Config(m) if m.contains(name)),
                 "{name}={value}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_bad_rate_limit_is_one_config_error_naming_it() {
+        for value in [
+            "1/18446744073709551615s",
+            "1/5124095576030431h",
+            "1/5000000000000000h",
+            "2000000/s",
+            "60 per minute",
+        ] {
+            let err = ClientBuilder::new()
+                .with_env(env(&[
+                    ("FABRAIX_API_KEY", "sk-rate-limit-env"),
+                    ("FABRAIX_RATE_LIMIT", value),
+                ]))
+                .build()
+                .unwrap_err();
+            let shown = err.to_string();
+            assert!(matches!(err, Error::Config(_)), "{value}: {shown}");
+            assert_eq!(
+                shown.matches("invalid fabraix configuration").count(),
+                1,
+                "{shown}"
+            );
+            assert!(shown.contains("FABRAIX_RATE_LIMIT"), "{shown}");
+            assert!(shown.contains(&format!("`{value}`")), "{shown}");
         }
     }
 
