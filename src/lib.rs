@@ -338,7 +338,7 @@
 //! | `FABRAIX_BASE_URL` | the API's base URL; `https://` unless loopback, ending in the version (`/v1`) | `https://dev.fabraix.com/v1` |
 //! | `FABRAIX_TIMEOUT_MS` | timeout of one attempt | `10000` |
 //! | `FABRAIX_MAX_RETRIES` | retries of 429, 5xx, connection errors, timeouts | `3` |
-//! | `FABRAIX_RATE_LIMIT` | the key's limit: `60/min,1000/h`, `10/s`, `30/6s`, `off` | by base URL |
+//! | `FABRAIX_RATE_LIMIT` | the key's limit: `60/min,1000/h`, `10/s`, `30/6s`, `off` (each window at most a day and 1,000,000 requests) | by base URL |
 //! | `FABRAIX_SPOOL_DIR` | feature `spool`: a folder where queued events are kept on disk, to outlive the process | unset |
 //! | `FABRAIX_DISABLED` | `1`: the SDK is off: nothing is sent, runs have no trace, events are let go (counted), checks answer `Error::Disabled`, guarded tools run unchecked | unset |
 //!

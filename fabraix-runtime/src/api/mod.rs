@@ -15,6 +15,8 @@
 
 mod answer;
 mod budget;
+#[cfg(test)]
+mod extremes;
 #[cfg(feature = "redis")]
 #[allow(dead_code, unused_imports)]
 mod fleet;
@@ -308,8 +310,8 @@ pub(crate) mod fuzz {
     pub const KEY: &str = "fuzz-secret-key";
 
     fn ready() {
-        static REMEMBERED: std::sync::Once = std::sync::Once::new();
-        REMEMBERED.call_once(|| super::scrub::remember(KEY));
+        static REMEMBERED: std::sync::OnceLock<super::scrub::KeyGuard> = std::sync::OnceLock::new();
+        REMEMBERED.get_or_init(|| super::scrub::remember(KEY));
     }
 
     /// A `/register-agent-run` success body, as the client reads it.
@@ -334,6 +336,79 @@ pub(crate) mod fuzz {
     pub fn error(status: u16, body: &[u8]) -> Error {
         ready();
         super::answer::status_error(status, None, body)
+    }
+
+    /// A key the scrubber looks for while this lives (for the benches).
+    pub struct Remembered(#[allow(dead_code)] super::scrub::KeyGuard);
+
+    /// Remembers `key`, as a client built with it does.
+    pub fn remember(key: &str) -> Remembered {
+        Remembered(super::scrub::remember(key))
+    }
+
+    /// `text` scrubbed of every remembered key, as a server's answer is.
+    pub fn scrub(text: &str) -> String {
+        super::scrub::scrub(text)
+    }
+
+    /// Drives a budget for `limit` through `steps`, 9 bytes each: how long passes (8 bytes,
+    /// seconds or nanoseconds by the low bit of the ninth) and what happens then (the ninth:
+    /// a send of either lane, an answer, a 429 with or without a wait, a lost request, a
+    /// time-to-send estimate). Panics where the budget would, or when it asks to wait until
+    /// a moment already past.
+    pub fn budget(limit: &crate::model::RateLimit, steps: &[u8]) {
+        use super::budget::{Decision, State};
+        use super::lane::Lane;
+
+        let policy = super::RetryPolicy {
+            max_retries: u32::MAX,
+            base: Duration::MAX,
+            cap: Duration::MAX,
+            max_retry_after: Duration::MAX,
+        };
+        let mut state = State::new(limit);
+        let mut now = std::time::Instant::now();
+        let mut tickets = Vec::new();
+        for step in steps.chunks_exact(9) {
+            let (amount, op) = step.split_at(8);
+            let amount = u64::from_le_bytes(amount.try_into().unwrap_or_default());
+            let op = op.first().copied().unwrap_or_default();
+            let elapse = if op & 1 == 0 {
+                Duration::from_nanos(amount)
+            } else {
+                Duration::from_secs(amount)
+            };
+            now = now.checked_add(elapse).unwrap_or(now);
+            match (op >> 1) % 7 {
+                kind @ (0 | 1) => {
+                    let lane = if kind == 0 { Lane::Agent } else { Lane::Events };
+                    match state.decide(lane, now) {
+                        Decision::Go(ticket) => tickets.push(ticket),
+                        Decision::Paused(at) | Decision::WaitUntil(at) => assert!(at > now),
+                        Decision::WaitForAnswers | Decision::WaitForAgents => {}
+                    }
+                }
+                2 => {
+                    if let Some(ticket) = tickets.pop() {
+                        state.succeeded(ticket, now);
+                    }
+                }
+                kind @ (3 | 4) => {
+                    if let Some(ticket) = tickets.pop() {
+                        state.throttled(ticket, (kind == 3).then_some(elapse), &policy, now);
+                    }
+                }
+                5 => {
+                    if let Some(ticket) = tickets.pop() {
+                        state.unanswered(ticket);
+                    }
+                }
+                _ => {
+                    let _ = state.time_to_send(usize::try_from(amount).unwrap_or(usize::MAX), now);
+                }
+            }
+            let _ = state.stats(now);
+        }
     }
 
     /// A `Retry-After` value, read at `now`.

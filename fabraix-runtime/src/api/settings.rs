@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ pub(crate) struct Settings {
     /// The generation of the remembered keys at which the URLs were last found to hold
     /// none (see [`scrub::generation`]): they are searched again only after a new key.
     clean_at: CleanAt,
+    /// Keeps the key remembered by the scrubber for as long as a client holds these
+    /// settings (and a while after).
+    _remembered: Arc<scrub::KeyGuard>,
 }
 
 /// The Redis that shares the key's budget (feature `redis`).
@@ -90,6 +94,8 @@ pub(crate) struct RedisSettings {
     pub url: SecretString,
     /// The URL as logs and errors show it, credentials redacted.
     pub shown: String,
+    /// Keeps the URL's password remembered by the scrubber while these settings live.
+    _remembered: Arc<Vec<scrub::KeyGuard>>,
 }
 
 /// A generation of the remembered keys, `u64::MAX` for none yet.
@@ -121,9 +127,9 @@ impl Settings {
         mut options: Options,
         rate_limit: Option<RateLimit>,
     ) -> Result<Self, Error> {
-        if let Some(key) = &api_key {
-            scrub::remember(key.expose_secret());
-        }
+        let remembered = Arc::new(scrub::remember(
+            api_key.as_ref().map_or("", |key| key.expose_secret()),
+        ));
         if scrub::holds_a_key(base_url.trim()) {
             return Err(Error::Config(KEY_IN_URL.into()));
         }
@@ -179,6 +185,7 @@ impl Settings {
             redis: None,
             endpoints,
             clean_at: CleanAt(AtomicU64::new(u64::MAX)),
+            _remembered: remembered,
         })
     }
 
@@ -193,14 +200,18 @@ impl Settings {
                 "FABRAIX_REDIS_URL is set, but fabraix was built without its `redis` feature, which shares the key's budget through redis: enable the feature or unset the variable".into(),
             ));
         }
-        let shown = check_redis_url(url.expose_secret())?;
+        let (shown, remembered) = check_redis_url(url.expose_secret())?;
         if self.options.redis_timeout.is_zero() {
             return Err(Error::Config(
                 "`redis_timeout` must be more than zero".into(),
             ));
         }
         self.options.redis_timeout = self.options.redis_timeout.min(LONGEST_WAIT);
-        self.redis = Some(RedisSettings { url, shown });
+        self.redis = Some(RedisSettings {
+            url,
+            shown,
+            _remembered: Arc::new(remembered),
+        });
         Ok(self)
     }
 
@@ -337,17 +348,19 @@ fn ends_in_version(url: &Url) -> bool {
 }
 
 /// Checks a Redis URL, `redis://[[user]:password@]host[:port][/db]`, and answers it as
-/// logs show it. A password is remembered for scrubbing and never shown.
-fn check_redis_url(text: &str) -> Result<String, Error> {
+/// logs show it. A password is remembered for scrubbing (while the guards answered live)
+/// and never shown.
+fn check_redis_url(text: &str) -> Result<(String, Vec<scrub::KeyGuard>), Error> {
     let url = Url::parse(text.trim()).map_err(|e| {
         Error::Config(format!(
             "the redis url is not a url ({e}); expected `redis://host:port/db`"
         ))
     })?;
+    let mut remembered = Vec::new();
     if let Some(password) = url.password() {
         let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
-        scrub::remember(&decoded);
-        scrub::remember(password);
+        remembered.push(scrub::remember(&decoded));
+        remembered.push(scrub::remember(password));
     }
     let credentials = if url.username().is_empty() && url.password().is_none() {
         ""
@@ -390,7 +403,7 @@ fn check_redis_url(text: &str) -> Result<String, Error> {
             "the redis url `{shown}` must not have a query or fragment"
         )));
     }
-    Ok(shown)
+    Ok((shown, remembered))
 }
 
 pub(crate) fn is_loopback(url: &Url) -> bool {

@@ -1,6 +1,7 @@
 //! [`ClientBuilder`]: every setting, its default, and its environment variable.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -64,6 +65,9 @@ pub struct ClientBuilder {
     spool_dir: Option<std::path::PathBuf>,
     #[cfg(feature = "spool")]
     spool: crate::export::SpoolSettings,
+    /// Keeps the key scrubbed from the moment it is given (a failed `build` may quote
+    /// what holds it).
+    remembered: Option<Arc<scrub::KeyGuard>>,
 }
 
 impl Default for ClientBuilder {
@@ -79,6 +83,7 @@ impl Default for ClientBuilder {
             spool_dir: None,
             #[cfg(feature = "spool")]
             spool: crate::export::SpoolSettings::new(std::path::PathBuf::new()),
+            remembered: None,
         }
     }
 }
@@ -100,7 +105,7 @@ impl ClientBuilder {
 
     pub(crate) fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
         if let Some(key) = var("FABRAIX_API_KEY").filter(|k| !k.is_empty()) {
-            scrub::remember(&key);
+            self.remembered = Some(Arc::new(scrub::remember(&key)));
             self.api_key = Some(SecretString::from(key));
         }
         if let Some(url) = var("FABRAIX_BASE_URL").filter(|u| !u.trim().is_empty()) {
@@ -125,6 +130,11 @@ impl ClientBuilder {
         if let Some(spec) = var("FABRAIX_RATE_LIMIT").filter(|s| !s.trim().is_empty()) {
             match spec.parse::<RateLimit>() {
                 Ok(limit) => self.rate_limit = Some(limit),
+                // The message alone: `build` makes it an `Error::Config`, whose Display
+                // says "invalid fabraix configuration" once.
+                Err(Error::Config(message)) => {
+                    self.note_env_error(format!("FABRAIX_RATE_LIMIT: {message}"))
+                }
                 Err(e) => self.note_env_error(format!("FABRAIX_RATE_LIMIT: {e}")),
             }
         }
@@ -154,7 +164,7 @@ impl ClientBuilder {
     /// `Display`, log line or error.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         let key = key.into();
-        scrub::remember(&key);
+        self.remembered = Some(Arc::new(scrub::remember(&key)));
         self.api_key = Some(SecretString::from(key));
         self
     }
@@ -490,6 +500,34 @@ mod tests {
             Some("redis://127.0.0.1:6391/1")
         );
         assert_eq!(settings.options.redis_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_bad_rate_limit_is_one_config_error_naming_it() {
+        for value in [
+            "1/18446744073709551615s",
+            "1/5124095576030431h",
+            "1/5000000000000000h",
+            "2000000/s",
+            "60 per minute",
+        ] {
+            let err = ClientBuilder::new()
+                .with_env(env(&[
+                    ("FABRAIX_API_KEY", "sk-rate-limit-env"),
+                    ("FABRAIX_RATE_LIMIT", value),
+                ]))
+                .build()
+                .unwrap_err();
+            let shown = err.to_string();
+            assert!(matches!(err, Error::Config(_)), "{value}: {shown}");
+            assert_eq!(
+                shown.matches("invalid fabraix configuration").count(),
+                1,
+                "{shown}"
+            );
+            assert!(shown.contains("FABRAIX_RATE_LIMIT"), "{shown}");
+            assert!(shown.contains(&format!("`{value}`")), "{shown}");
+        }
     }
 
     #[test]

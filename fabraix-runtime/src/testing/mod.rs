@@ -255,6 +255,8 @@ struct Shared {
     recorded: Condvar,
     /// Signalled on every recorded request, for [`MockServer::wait_for`].
     recorded_async: tokio::sync::Notify,
+    /// Keeps the server's key scrubbed from what it records while it runs.
+    _remembered: crate::api::scrub::KeyGuard,
 }
 
 impl Shared {
@@ -390,8 +392,9 @@ impl MockServerBuilder {
 
     fn shared(self) -> Arc<Shared> {
         // What the server records of its answers is scrubbed of its key.
-        crate::api::scrub::remember(&self.api_key);
+        let remembered = crate::api::scrub::remember(&self.api_key);
         Arc::new(Shared {
+            _remembered: remembered,
             api_key: self.api_key,
             local_host_only: self.local_host_only,
             keep_runs: self.keep_runs,

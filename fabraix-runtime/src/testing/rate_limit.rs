@@ -38,7 +38,12 @@ impl Limiter {
             };
             if in_window >= requests {
                 let oldest = self.accepted[self.accepted.len() - requests];
-                wait = wait.max((oldest + window.per).saturating_duration_since(now));
+                // Past what the clock can count (windows are at most a day): as long as
+                // the window.
+                let frees = oldest
+                    .checked_add(window.per)
+                    .map_or(window.per, |at| at.saturating_duration_since(now));
+                wait = wait.max(frees);
             }
         }
         if !wait.is_zero() {
