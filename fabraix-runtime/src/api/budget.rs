@@ -17,6 +17,12 @@
 //!   trip, as TCP's slow start does) until it sends freely. So a key-wide limit costs at
 //!   most one extra 429 per lane and pause, no burst meets a limit that outlasted its pause,
 //!   and a 429 on queued events costs an agent's check at most a few round trips.
+//! - **Windows learned from 429s.** A fresh 429 that asked to wait a span (its
+//!   `Retry-After`, at least a second) shows what the server took: the requests it accepted
+//!   in that span before. For one span after the pause the key keeps to that many per
+//!   span, so the burst after a pause does not meet a limit that outlasted it; then the
+//!   lanes ramp up again from one request. A second fresh 429 of a lane in an episode keeps
+//!   the learned window until a quiet minute.
 //! - **Failing fast.** An agent call whose deadline comes before its lane's pause ends
 //!   fails at once with [`Error::RateLimited`] instead of waiting for nothing.
 //! - **Pace, from evidence only.** A one-off 429 (the server asked for a pause once) only
@@ -90,6 +96,15 @@ struct Window {
     span: Duration,
     /// What queued events may use of it.
     for_events: usize,
+}
+
+/// A window learned from a 429: what the server accepted in the span it asked to wait.
+struct Learned {
+    window: Window,
+    /// Until when it applies: the span after the pause of a lane's first 429 (so a burst
+    /// after a pause meets no limit that outlasted it); `None` once a second 429 showed
+    /// the limit, until a quiet minute.
+    until: Option<Instant>,
 }
 
 /// A pace set by a repeated 429: CUBIC's window, in requests per second.
@@ -182,6 +197,7 @@ pub(crate) struct State {
     /// The last send, for the pace.
     last_sent: Option<Instant>,
     lanes: [LaneState; 2],
+    learned: Option<Learned>,
     pace: Option<Pace>,
     /// A repeated 429 asked for a pace before enough successes were in to measure the rate
     /// the server accepts (the answers of its burst may come after it): set when the lane
@@ -248,6 +264,7 @@ impl State {
             episode: None,
             agents_waiting: 0,
             draining: false,
+            learned: None,
             rate_limited: 0,
             waited: Duration::ZERO,
             probes: 0,
@@ -261,6 +278,20 @@ impl State {
 
     /// Whether `lane` may send at `now`; `Go` records the send.
     pub fn decide(&mut self, lane: Lane, now: Instant) -> Decision {
+        if self
+            .learned
+            .as_ref()
+            .is_some_and(|l| l.until.is_some_and(|until| until <= now))
+        {
+            // The window learned from a first 429 has done its part: the lanes find out
+            // again whether a limit is there, one request and a doubling at a time.
+            self.learned = None;
+            for state in &mut self.lanes {
+                if state.ramp.is_none() {
+                    state.ramp = Some(1);
+                }
+            }
+        }
         let state = self.lane(lane);
         if let Some(until) = state.paused_until {
             if until > now {
@@ -290,7 +321,7 @@ impl State {
                     .unwrap_or(now),
             );
         }
-        for window in &self.windows {
+        for window in self.windows.iter().chain(self.learned_window(now)) {
             let limit = self.limit(window, lane);
             let in_window = in_window(&self.sent, window.span, now);
             if in_window >= limit {
@@ -316,6 +347,52 @@ impl State {
             epoch: state.epoch,
             sent: now,
         })
+    }
+
+    /// The learned window, while it applies.
+    fn learned_window(&self, now: Instant) -> Option<&Window> {
+        self.learned
+            .as_ref()
+            .filter(|learned| learned.until.is_none_or(|until| until > now))
+            .map(|learned| &learned.window)
+    }
+
+    /// Learns a window from a fresh 429 that asked to wait `wait`: the requests the server
+    /// accepted in that span (at least a second) before it. Kept for the span after the
+    /// pause at first; for good (until a quiet minute) when `repeated`.
+    fn learn(&mut self, wait: Duration, pause_end: Instant, repeated: bool, now: Instant) {
+        let span = wait.clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        let since = now.checked_sub(span);
+        let accepted = self
+            .accepted
+            .iter()
+            .filter(|t| since.is_none_or(|s| **t >= s))
+            .count();
+        if accepted < MIN_EVIDENCE {
+            return;
+        }
+        let requests = match self.learned.as_ref() {
+            Some(old) if old.until.is_none() && old.window.span >= span => {
+                accepted.min(old.window.requests)
+            }
+            _ => accepted,
+        };
+        let reserve = ((requests as f64 * AGENT_SHARE).ceil() as usize).max(1);
+        let window = Window {
+            requests,
+            span: span
+                .saturating_add(span / 50)
+                .saturating_add(Duration::from_millis(5)),
+            for_events: requests.saturating_sub(reserve).max(1),
+        };
+        self.keep = self.keep.max(requests);
+        self.longest = self.longest.max(window.span);
+        let until = if repeated || self.learned.as_ref().is_some_and(|l| l.until.is_none()) {
+            None
+        } else {
+            pause_end.checked_add(span)
+        };
+        self.learned = Some(Learned { window, until });
     }
 
     fn limit(&self, window: &Window, lane: Lane) -> usize {
@@ -421,7 +498,10 @@ impl State {
         }
         state.epoch += 1;
         state.episode_pauses += 1;
-        if state.episode_pauses >= 2 {
+        let repeated = state.episode_pauses >= 2;
+        let pause_end = state.paused_until.unwrap_or(now);
+        self.learn(wait, pause_end, repeated, now);
+        if repeated {
             // The limit outlasted a pause: the lane sends faster than the server takes.
             self.pace_pending = true;
             self.set_pace(now);
@@ -463,6 +543,7 @@ impl State {
             {
                 self.pace = None;
             }
+            self.learned = None;
         }
         if quiet && let (Some(episode), Some(last)) = (&self.episode, self.last_throttle) {
             tracing::info!(
@@ -500,7 +581,7 @@ impl State {
             let seconds = events as f64 / (pace.rate(now) * self.share(Lane::Events));
             longest = longest.max(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
-        for window in &self.windows {
+        for window in self.windows.iter().chain(self.learned_window(now)) {
             let limit = self.limit(window, Lane::Events);
             let used = in_window(&self.sent, window.span, now);
             let free = limit.saturating_sub(used);
