@@ -32,6 +32,8 @@ pub(crate) use answer::{receipt, trace, verdict};
 pub(crate) use budget::BudgetStats;
 #[cfg(feature = "__bench")]
 pub use fleet::FleetBench;
+#[cfg(feature = "redis")]
+pub(crate) use fleet::{Fingerprint, Link};
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;
@@ -52,14 +54,21 @@ pub(crate) struct Api {
     permits: Semaphore,
     /// The key's rate budget, shared by every request.
     budget: Budget,
+    /// The budget shared through Redis, when `FABRAIX_REDIS_URL` is set.
+    #[cfg(feature = "redis")]
+    shared: Option<fleet::SharedBudget>,
 }
 
 impl Api {
     pub fn new(settings: Settings) -> Result<Self, Error> {
         let http = http::build_client(&settings)?;
+        #[cfg(feature = "redis")]
+        let shared = fleet::SharedBudget::from_settings(&settings)?;
         Ok(Self {
             permits: Semaphore::new(settings.options.max_in_flight),
             budget: Budget::new(settings.rate_limit.clone()),
+            #[cfg(feature = "redis")]
+            shared,
             settings,
             http,
         })
@@ -71,6 +80,12 @@ impl Api {
 
     pub fn options(&self) -> &Options {
         &self.settings.options
+    }
+
+    /// The connection to Redis (the shared budget's), when `FABRAIX_REDIS_URL` is set.
+    #[cfg(feature = "redis")]
+    pub(crate) fn fleet_link(&self) -> Option<fleet::Link> {
+        self.shared.as_ref().map(|s| s.link().clone())
     }
 
     /// A call an agent waits for: sent when the rate budget allows (agent calls before

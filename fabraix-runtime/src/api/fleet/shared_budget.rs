@@ -172,6 +172,11 @@ impl SharedBudget {
         let _ = self.link.run::<(i64, i64)>(&call).await;
     }
 
+    /// The connection to Redis, which other shared state of the key uses too.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
     /// Whether acquisitions go to Redis right now.
     pub fn is_shared(&self) -> bool {
         self.link.is_shared()
