@@ -145,7 +145,13 @@ impl Conversation {
     /// first turn registering one). Async because a store shared between processes
     /// answers over the network.
     pub async fn end(&self, agent_id: impl IntoAgentId) -> bool {
-        self.end_blocking(agent_id)
+        let Ok(agent) = agent_id.into_agent_id() else {
+            return false;
+        };
+        match self.client() {
+            Ok(client) => client.end_conversation_async(agent, &self.id).await,
+            Err(_) => false,
+        }
     }
 
     /// [`end`](Self::end) for synchronous code.

@@ -34,6 +34,8 @@
 mod key;
 mod local;
 mod pending;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +45,13 @@ pub(crate) use key::{ConversationKey, KeyDeriver};
 use local::{Begin, LocalStore};
 use pending::{Outcome, Pending};
 
+#[cfg(feature = "redis")]
+use shared::{SharedBegin, SharedStore};
+
 use super::Client;
 use crate::api::io_thread;
+#[cfg(feature = "redis")]
+use crate::api::{Fingerprint, Link};
 use crate::model::{AgentId, Error, Trace};
 
 /// When a conversation's run is replaced by a new one, and how many are kept.
@@ -89,6 +96,13 @@ impl Limits {
 pub(crate) enum Backend {
     /// In this process: turns served by another process do not see these runs.
     Local(LocalStore),
+    /// In Redis, shared by every process with the API key and the Redis; `local` holds
+    /// the runs this process has seen, and answers while Redis does not.
+    #[cfg(feature = "redis")]
+    Shared {
+        redis: SharedStore,
+        local: LocalStore,
+    },
 }
 
 /// One client's conversations: how they are keyed, where they are kept, how long a turn
@@ -103,10 +117,34 @@ pub(crate) struct Conversations {
 }
 
 impl Conversations {
-    pub(crate) fn new(limits: Limits, api_key: &str, wait_limit: Duration) -> Self {
+    /// The conversations of the clients of `api_key`: in Redis through `link` when there
+    /// is one, else in this process.
+    pub(crate) fn new(
+        limits: Limits,
+        api_key: &str,
+        wait_limit: Duration,
+        #[cfg(feature = "redis")] link: Option<Link>,
+    ) -> Self {
+        let local = LocalStore::new(limits, wait_limit);
+        #[cfg(feature = "redis")]
+        let backend = match link {
+            Some(link) => Backend::Shared {
+                redis: SharedStore::new(
+                    link,
+                    &Fingerprint::of(api_key),
+                    limits.idle,
+                    limits.max_age,
+                    wait_limit,
+                ),
+                local,
+            },
+            None => Backend::Local(local),
+        };
+        #[cfg(not(feature = "redis"))]
+        let backend = Backend::Local(local);
         Self {
             keys: KeyDeriver::new(api_key),
-            backend: Backend::Local(LocalStore::new(limits, wait_limit)),
+            backend,
             wait_limit,
         }
     }
@@ -115,9 +153,12 @@ impl Conversations {
         self.keys.key(agent, id)
     }
 
-    fn begin(&self, key: ConversationKey) -> Begin {
+    /// The store that answers in this process.
+    fn local(&self) -> &LocalStore {
         match &self.backend {
-            Backend::Local(store) => store.begin(key, Instant::now()),
+            Backend::Local(store) => store,
+            #[cfg(feature = "redis")]
+            Backend::Shared { local, .. } => local,
         }
     }
 
@@ -129,8 +170,29 @@ impl Conversations {
         F: Future<Output = Result<Trace, Error>>,
     {
         let started = Instant::now();
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, local } = &self.backend {
+            match io_thread::run(redis.clone().begin(key, self.wait_limit)).await? {
+                SharedBegin::Continue(trace) => {
+                    local.remember(key, trace, Instant::now());
+                    return Ok(trace);
+                }
+                SharedBegin::Register(claim) => {
+                    let outcome = register().await;
+                    let registered = outcome.as_ref().ok().copied();
+                    if let Some(trace) = registered {
+                        local.remember(key, trace, Instant::now());
+                    }
+                    let _ = io_thread::run(claim.complete(registered)).await;
+                    return outcome;
+                }
+                SharedBegin::TimedOut => return Err(self.timed_out()),
+                SharedBegin::Unavailable => redis.warn_fallback(),
+            }
+        }
+        let store = self.local();
         let claim = loop {
-            match self.begin(key) {
+            match store.begin(key, Instant::now()) {
                 Begin::Continue(trace) => return Ok(trace),
                 Begin::Register(claim) => break claim,
                 Begin::Wait(pending) => {
@@ -154,8 +216,29 @@ impl Conversations {
         register: impl FnOnce() -> Result<Trace, Error>,
     ) -> Result<Trace, Error> {
         let started = Instant::now();
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, local } = &self.backend {
+            match io_thread::block_on(redis.clone().begin(key, self.wait_limit))? {
+                SharedBegin::Continue(trace) => {
+                    local.remember(key, trace, Instant::now());
+                    return Ok(trace);
+                }
+                SharedBegin::Register(claim) => {
+                    let outcome = register();
+                    let registered = outcome.as_ref().ok().copied();
+                    if let Some(trace) = registered {
+                        local.remember(key, trace, Instant::now());
+                    }
+                    let _ = io_thread::block_on(claim.complete(registered));
+                    return outcome;
+                }
+                SharedBegin::TimedOut => return Err(self.timed_out()),
+                SharedBegin::Unavailable => redis.warn_fallback(),
+            }
+        }
+        let store = self.local();
         let claim = loop {
-            match self.begin(key) {
+            match store.begin(key, Instant::now()) {
                 Begin::Continue(trace) => return Ok(trace),
                 Begin::Register(claim) => break claim,
                 Begin::Wait(pending) => {
@@ -172,13 +255,17 @@ impl Conversations {
         outcome
     }
 
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            after: self.wait_limit,
+        }
+    }
+
     /// The time a turn that began at `started` may still wait.
     fn left(&self, started: Instant) -> Result<Duration, Error> {
         match self.wait_limit.checked_sub(started.elapsed()) {
             Some(left) if !left.is_zero() => Ok(left),
-            _ => Err(Error::Timeout {
-                after: self.wait_limit,
-            }),
+            _ => Err(self.timed_out()),
         }
     }
 
@@ -189,17 +276,33 @@ impl Conversations {
             Some(Outcome::Registered(trace)) => Ok(Some(Ok(trace))),
             Some(Outcome::Failed(error)) => Ok(Some(Err(error))),
             Some(Outcome::Abandoned) => Ok(None),
-            None => Err(Error::Timeout {
-                after: self.wait_limit,
-            }),
+            None => Err(self.timed_out()),
         }
     }
 
-    /// Forgets the conversation `key`; answers whether it had a run (or one registering).
+    /// Forgets the conversation `key` (in Redis too); answers whether it had a run (or one
+    /// registering). Blocks this thread for Redis's answer, at most the Redis timeout.
     pub(crate) fn end(&self, key: ConversationKey) -> bool {
-        match &self.backend {
-            Backend::Local(store) => store.end(key),
+        let here = self.local().end(key);
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, .. } = &self.backend {
+            let redis = redis.clone();
+            let there = io_thread::block_on(async move { redis.end(key).await });
+            return there.ok().flatten().unwrap_or(false) || here;
         }
+        here
+    }
+
+    /// [`end`](Self::end) for async code.
+    pub(crate) async fn end_async(&self, key: ConversationKey) -> bool {
+        let here = self.local().end(key);
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, .. } = &self.backend {
+            let redis = redis.clone();
+            let there = io_thread::run(async move { redis.end(key).await }).await;
+            return there.ok().flatten().unwrap_or(false) || here;
+        }
+        here
     }
 }
 
@@ -258,6 +361,12 @@ impl Client {
     pub(crate) fn end_conversation(&self, agent: AgentId, id: &str) -> bool {
         let conversations = &self.inner.conversations;
         !unnamed(id) && conversations.end(conversations.key(agent, id))
+    }
+
+    /// [`end_conversation`](Self::end_conversation) for async code.
+    pub(crate) async fn end_conversation_async(&self, agent: AgentId, id: &str) -> bool {
+        let conversations = &self.inner.conversations;
+        !unnamed(id) && conversations.end_async(conversations.key(agent, id)).await
     }
 }
 
