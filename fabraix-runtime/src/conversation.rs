@@ -38,7 +38,12 @@ use crate::model::{Error, IntoAgentId};
 /// [`conversation_capacity`](crate::ClientBuilder::conversation_capacity) least recently
 /// used, 100,000 by default; idle ones expire), keyed by a keyed hash of the agent and
 /// the conversation id, never the id itself. Turns of one conversation served by another
-/// process (another replica) get that process's run.
+/// process (another replica) get that process's run, unless the processes share a Redis:
+/// with the `redis` feature and `FABRAIX_REDIS_URL` (or
+/// `ClientBuilder::redis_url`) set, the runs are kept in Redis, and every process with
+/// the same API key continues the same run (concurrent first turns in several processes
+/// register it once). When Redis does not answer, turns go on from this process's store,
+/// with one warning.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), fabraix_runtime::Error> {

@@ -2,34 +2,46 @@
 //!
 //! - `key.rs`: [`ConversationKey`], the keyed hash every store names a conversation by;
 //! - `pending.rs`: a first turn's registration, which concurrent turns wait for;
-//! - `local.rs`: [`LocalStore`], the conversations of this process, bounded and expiring.
+//! - `local.rs`: [`LocalStore`], the conversations of this process, bounded and expiring;
+//! - `shared.rs` (feature `redis`): `SharedStore`, the conversations of every process
+//!   with the API key and the Redis (`FABRAIX_REDIS_URL`).
 //!
-//! # Where the stores plug in
+//! # How a turn finds its run
 //!
 //! A turn asks its client's [`Conversations`] for the run of `(agent, conversation id)`:
 //! [`Conversations::turn`] (or [`turn_blocking`](Conversations::turn_blocking)) derives the
-//! [`ConversationKey`] once, asks the [`Backend`] to begin a turn, and gets one of three
-//! answers ([`Begin`]): continue a live run, register one (holding a
-//! [`Claim`](local::Claim) that concurrent turns wait on, settled by
+//! [`ConversationKey`] once and asks the [`Backend`]. [`Conversations::end`] forgets a
+//! conversation (in Redis too).
+//!
+//! [`Backend::Local`] answers one of three ([`Begin`]): continue a live run, register one
+//! (holding a [`Claim`](local::Claim) that concurrent turns wait on, settled by
 //! [`Claim::complete`](local::Claim::complete) or, if the turn is cancelled, by being
 //! dropped), or wait for another turn's registration ([`Pending`], within the call
-//! deadline). [`Conversations::end`] forgets a conversation. Each backend answers `begin`,
-//! `complete` and `end` for the same keys, so a store shared between processes is one
-//! more [`Backend`] variant, dispatched in `begin` and `end` next to [`Backend::Local`]:
+//! deadline). It answers at once, on the caller's thread; only a wait goes to the SDK's
+//! runtime (for its timer).
 //!
-//! - it keeps `ConversationKey::to_hex()` (never the id, never the API key) under a prefix
-//!   and a hashed tenant, its value the stored [`Trace`] plus the registration time, with a
-//!   TTL of `conversation_idle` refreshed by each turn (the maximum age checked against the
-//!   stored registration time);
-//! - its `begin` takes a lock with an expiry (`SET NX PX`, the call deadline) for a first
-//!   turn, so two processes racing register once; a turn that finds the lock held waits by
-//!   polling the value until the lock's expiry, then takes the claim over;
-//! - when it cannot be reached, it answers from [`Backend::Local`] (kept beside it), with
-//!   one warning: the conversation may then get a second run.
+//! `Backend::Shared` (feature `redis`, when the client has a Redis URL) asks Redis first,
+//! on the SDK's runtime, through the shared budget's connection (one [`Link`] per client;
+//! each call bounded by `redis_timeout`):
 //!
-//! The waiting is async because a shared store answers over the network; the local one
-//! answers at once, on the caller's thread, and only a wait for another turn's
-//! registration goes to the SDK's runtime (for its timer).
+//! - Redis keeps `ConversationKey::to_hex()` (never the id, never the API key) under
+//!   `fabraix:{<fingerprint>}:conv:` (the budget's hash tag: one Cluster slot), its value
+//!   the registration time (Redis's clock) and the [`Trace`] as JSON, with a TTL of
+//!   `conversation_idle` that each turn starts again; a value older than
+//!   `conversation_max_age` is replaced;
+//! - a first turn takes a lock (`SET NX PX`, the call deadline, a random token) and
+//!   registers; the run is stored, and the lock deleted, only while the lock is still the
+//!   turn's; a failed or cancelled registration deletes the lock. A turn that finds the
+//!   lock held polls (25–50 ms steps, jittered, within the call deadline) until the run
+//!   is stored or the lock is gone (released, or expired with a process that died), then
+//!   begins again: two processes racing register once;
+//! - every run Redis answers is kept in the process's [`LocalStore`] too; when Redis does
+//!   not answer (down, slow, not reached yet two seconds after the client was built), that
+//!   store answers instead, with one warning (again after Redis has answered meanwhile):
+//!   the conversation goes on in the run this process knows, and one served by another
+//!   process meanwhile may get a second run.
+//!
+//! Every step is one Lua script, so it is atomic on Redis; see `shared.rs`.
 
 mod key;
 mod local;
