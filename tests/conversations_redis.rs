@@ -55,9 +55,23 @@ struct Turns {
 
 impl Turns {
     fn start(server: &MockServer, redis: &RedisServer, conversation: &str) -> Self {
+        Self::start_with_deadline(server, redis, conversation, Duration::from_secs(30))
+    }
+
+    /// A child whose calls (and so its first turns' locks in Redis) last `deadline`.
+    fn start_with_deadline(
+        server: &MockServer,
+        redis: &RedisServer,
+        conversation: &str,
+        deadline: Duration,
+    ) -> Self {
         let mut process = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_program", "--ignored", "--nocapture"])
             .env(CHILD, "turns")
+            .env(
+                "CONV_REDIS_TEST_DEADLINE_MS",
+                deadline.as_millis().to_string(),
+            )
             .env("CONV_REDIS_TEST_CONVERSATION", conversation)
             .env("FABRAIX_BASE_URL", server.url())
             .env("FABRAIX_API_KEY", server.api_key())
@@ -116,6 +130,12 @@ impl Turns {
     fn turn(&mut self, message: &str) -> String {
         self.send(&format!("turn {message}"));
         self.expect("trace=")
+    }
+
+    /// Kills the child at once (SIGKILL on Unix): whatever it was doing is left undone.
+    fn kill(mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
     }
 
     /// Ends the child; answers every line it printed.
@@ -180,6 +200,9 @@ async fn three_turns_in_three_processes_are_one_run_and_redis_holds_no_secret() 
         .iter()
         .find(|k| k.contains(":conv:") && !k.ends_with(":lock"))
         .expect("the conversation's entry");
+    // It expires after the idle time (30 minutes by default), from the last turn.
+    let ttl = redis_client.integer(&["PTTL", value_key]);
+    assert!(ttl <= 30 * 60 * 1000, "{ttl}");
     assert!(
         redis_client.bulk(&["GET", value_key]).contains(&runs[0]),
         "the entry holds the run"
@@ -237,6 +260,87 @@ async fn a_conversation_goes_on_when_redis_goes_away() {
     let events = event_traces(&server);
     assert_eq!(events.len(), 3);
     assert!(events.iter().all(|trace| *trace == before), "{events:?}");
+}
+
+// A process that dies while registering leaves a lock that expires with its deadline:
+// the next process's turn waits for that, then registers the run itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_dying_mid_registration_holds_the_conversation_up_only_until_its_lock_expires() {
+    let Some(redis) = RedisServer::start("conversations_redis::dead_registrar") else {
+        return;
+    };
+    let server = server().await;
+    // The first registration is never answered in time.
+    server.fail_next(
+        1,
+        Fault::delay(Duration::from_secs(120)).on(Endpoint::RegisterAgentRun),
+    );
+    let conversation = "dave-dies-9001";
+    let mut dying =
+        Turns::start_with_deadline(&server, &redis, conversation, Duration::from_secs(2));
+    dying.send("turn hello");
+    let deadline = Instant::now() + WAIT;
+    while registrations(&server) == 0 {
+        assert!(Instant::now() < deadline, "the first turn never registered");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    dying.kill();
+
+    let mut next = Turns::start(&server, &redis, conversation);
+    let run = next.turn("anyone there?");
+    let again = next.turn("still here");
+    let lines = next.finish();
+    assert_eq!(warnings(&lines), 0, "{lines:#?}");
+    assert_eq!(run, again);
+    assert_eq!(
+        registrations(&server),
+        2,
+        "the dead one's, then the next one's"
+    );
+    assert!(event_traces(&server).iter().all(|trace| *trace == run));
+}
+
+// A run older than `conversation_max_age` is replaced at the next turn, judged by the
+// registration time Redis holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_past_its_max_age_in_redis_is_replaced() {
+    const MAX_AGE: Duration = Duration::from_millis(300);
+    let Some(redis) = RedisServer::start("conversations_redis::max_age") else {
+        return;
+    };
+    let server = server().await;
+    let client = server
+        .client_builder()
+        .redis_url(redis.url())
+        .conversation_max_age(MAX_AGE)
+        .build()
+        .unwrap();
+    let conversation = client.conversation("erin-aging");
+    let turn = || async {
+        conversation
+            .try_run(AGENT, "You are a support assistant.", async {
+                fabraix::current_trace().expect("inside the run")
+            })
+            .await
+            .unwrap()
+    };
+    let first = turn().await;
+    let started = Instant::now();
+    let mut turns = 1;
+    let replaced = loop {
+        let run = turn().await;
+        turns += 1;
+        if run != first {
+            break run;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "never replaced after {turns} turns"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(turn().await, replaced);
+    assert_eq!(registrations(&server), 2);
 }
 
 /// The smallest RESP client: commands as arrays of bulk strings, answers read back.
@@ -351,7 +455,14 @@ fn child_program() {
         .enable_all()
         .build()
         .unwrap();
-    let client = ClientBuilder::from_env().build().unwrap();
+    let deadline: u64 = std::env::var("CONV_REDIS_TEST_DEADLINE_MS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = ClientBuilder::from_env()
+        .deadline(Duration::from_millis(deadline))
+        .build()
+        .unwrap();
     print_line("ready");
     for line in std::io::stdin().lines() {
         let line = line.unwrap();
