@@ -7,8 +7,24 @@
 //! ```text
 //! cargo run --example chat_service             # serves a few demo turns to itself, then exits
 //! cargo run --example chat_service -- --serve  # keeps serving on http://127.0.0.1:3000
+//! cargo run --example chat_service -- --serve 3001  # the same, on port 3001
 //! curl -s localhost:3000/chat -H 'content-type: application/json' \
 //!      -d '{"conversation_id": "c-1", "message": "Where is my order?"}'
+//! ```
+//!
+//! Two replicas, one conversation: built with the `redis` feature and with
+//! `FABRAIX_REDIS_URL` set (and `FABRAIX_API_KEY`, `FABRAIX_BASE_URL` naming one API, e.g.
+//! `fabraix-dev`'s), two instances on two ports continue each other's conversations: a
+//! message to either one goes on in the conversation's one run.
+//!
+//! ```text
+//! redis-server --port 6379 &
+//! export $(fabraix-dev --print-env) FABRAIX_REDIS_URL=redis://127.0.0.1:6379/0
+//! cargo run --features redis --example chat_service -- --serve 3000 &
+//! cargo run --features redis --example chat_service -- --serve 3001 &
+//! curl -s localhost:3000/chat -H 'content-type: application/json' -d '{"conversation_id": "c-1", "message": "Hi"}'
+//! curl -s localhost:3001/chat -H 'content-type: application/json' -d '{"conversation_id": "c-1", "message": "Again"}'
+//! # both answers name the same run
 //! ```
 //!
 //! With `FABRAIX_API_KEY` set it talks to the API at `FABRAIX_BASE_URL`; without it, to an
@@ -125,16 +141,21 @@ fn client() -> Result<(Client, Option<MockServer>), fabraix::Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let serve = std::env::args().skip(1).any(|arg| arg == "--serve");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let serve = args.iter().position(|arg| arg == "--serve");
+    // `--serve` takes a port, 3000 unless another follows it.
+    let port = match serve.and_then(|at| args.get(at + 1)) {
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|e| format!("`--serve {port}`: not a port ({e})"))?,
+        None => 3000,
+    };
+    let serve = serve.is_some();
     let (client, server) = client()?;
     // Sends the events still queued when `main` ends.
     let _fabraix = fabraix::init(client)?;
 
-    let address = if serve {
-        "127.0.0.1:3000"
-    } else {
-        "127.0.0.1:0"
-    };
+    let address = SocketAddr::from(([127, 0, 0, 1], if serve { port } else { 0 }));
     let listener = tokio::net::TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
     if serve {

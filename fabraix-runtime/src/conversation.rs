@@ -38,7 +38,12 @@ use crate::model::{Error, IntoAgentId};
 /// [`conversation_capacity`](crate::ClientBuilder::conversation_capacity) least recently
 /// used, 100,000 by default; idle ones expire), keyed by a keyed hash of the agent and
 /// the conversation id, never the id itself. Turns of one conversation served by another
-/// process (another replica) get that process's run.
+/// process (another replica) get that process's run, unless the processes share a Redis:
+/// with the `redis` feature and `FABRAIX_REDIS_URL` (or
+/// `ClientBuilder::redis_url`) set, the runs are kept in Redis, and every process with
+/// the same API key continues the same run (concurrent first turns in several processes
+/// register it once). When Redis does not answer, turns go on from this process's store,
+/// with one warning.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), fabraix_runtime::Error> {
@@ -145,7 +150,13 @@ impl Conversation {
     /// first turn registering one). Async because a store shared between processes
     /// answers over the network.
     pub async fn end(&self, agent_id: impl IntoAgentId) -> bool {
-        self.end_blocking(agent_id)
+        let Ok(agent) = agent_id.into_agent_id() else {
+            return false;
+        };
+        match self.client() {
+            Ok(client) => client.end_conversation_async(agent, &self.id).await,
+            Err(_) => false,
+        }
     }
 
     /// [`end`](Self::end) for synchronous code.

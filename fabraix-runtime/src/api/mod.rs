@@ -38,6 +38,8 @@ pub(crate) use answer::{receipt, trace, verdict};
 pub(crate) use budget::BudgetStats;
 #[cfg(feature = "__bench")]
 pub use fleet::FleetBench;
+#[cfg(feature = "redis")]
+pub(crate) use fleet::{Fingerprint, Link};
 pub(crate) use http::Failure;
 pub(crate) use retry::RetryPolicy;
 pub use settings::DEFAULT_BASE_URL;
@@ -66,22 +68,16 @@ pub(crate) struct Api {
 impl Api {
     pub fn new(settings: Settings) -> Result<Self, Error> {
         let http = http::build_client(&settings)?;
+        #[cfg(feature = "redis")]
+        let shared = fleet::SharedBudget::from_settings(&settings)?;
         Ok(Self {
             permits: Semaphore::new(settings.options.max_in_flight),
             budget: Budget::new(settings.rate_limit.clone()),
             #[cfg(feature = "redis")]
-            shared: fleet::SharedBudget::from_settings(&settings)?,
+            shared,
             settings,
             http,
         })
-    }
-
-    /// The connection to the Redis that shares the key's budget, for the other state kept
-    /// there (conversations).
-    #[cfg(feature = "redis")]
-    #[allow(dead_code)]
-    pub(crate) fn fleet_link(&self) -> Option<fleet::Link> {
-        self.shared.as_ref().map(|shared| shared.link().clone())
     }
 
     /// A slot of the key's budget across processes, when it is shared: answers whether
@@ -124,6 +120,12 @@ impl Api {
 
     pub fn options(&self) -> &Options {
         &self.settings.options
+    }
+
+    /// The connection to Redis (the shared budget's), when `FABRAIX_REDIS_URL` is set.
+    #[cfg(feature = "redis")]
+    pub(crate) fn fleet_link(&self) -> Option<fleet::Link> {
+        self.shared.as_ref().map(|s| s.link().clone())
     }
 
     /// A call an agent waits for: sent when the rate budget allows (agent calls before

@@ -35,7 +35,7 @@ use crate::model::{Error, RateLimit};
 /// | [`conversation_idle`](Self::conversation_idle) | 30 min | |
 /// | [`conversation_max_age`](Self::conversation_max_age) | 24 h | |
 /// | [`conversation_capacity`](Self::conversation_capacity) | 100,000 conversations | |
-/// | `redis_url` (feature `redis`: the key's budget shared by every process) | none | `FABRAIX_REDIS_URL` |
+/// | `redis_url` (feature `redis`: the key's budget and the conversations shared by every process) | none | `FABRAIX_REDIS_URL` |
 /// | `redis_timeout` (feature `redis`, per call to Redis) | 100 ms | |
 ///
 /// ```
@@ -341,6 +341,10 @@ impl ClientBuilder {
     /// happens in the background and never delays `build` or an agent; while Redis is
     /// unreachable or slower than [`redis_timeout`](Self::redis_timeout), each process
     /// keeps to its own budget. A password in the URL is kept like the API key.
+    ///
+    /// The [conversations](crate::Conversation) are kept there too: a turn served by any
+    /// of the processes continues the conversation's run. While Redis does not answer,
+    /// each process continues the runs it knows, with one warning.
     #[cfg(feature = "redis")]
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(SecretString::from(url.into()));

@@ -83,15 +83,18 @@ impl Client {
     ) -> Result<Self, Error> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = ClientId(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let api = Api::new(settings)?;
         let conversations = conversations::Conversations::new(
             conversations,
-            settings.key(),
-            settings.options.deadline,
+            api.settings().key(),
+            api.options().deadline,
+            #[cfg(feature = "redis")]
+            api.fleet_link(),
         );
         let inner = Arc::new(Inner {
             id,
             conversations,
-            api: Arc::new(Api::new(settings)?),
+            api: Arc::new(api),
             counters: Arc::new(Counters::default()),
             exporter: OnceCell::new(),
             #[cfg(feature = "spool")]

@@ -16,8 +16,11 @@
 //! | `budget:probing:<lane>` | string | a probe of the lane is out | the probe TTL |
 //! | `budget:pace` | hash | `wmax` (requests/s) and `t` (µs): the pace's CUBIC curve | 60 s after the last 429, or later: once the pace is twice `wmax` |
 //! | `budget:sent` | hash | grants per second of Redis's clock, `last` (µs), for the fleet's send rate and the pace's spacing, and `agent_wait` (µs): until when events wait for a refused agent call | 15 s after the last grant |
+//! | `conv:<conversation key>` | string | `<ms>\|<trace JSON>`: a conversation's run and when it was stored (Redis's clock); see `client::conversations` | `conversation_idle` after the conversation's last turn |
+//! | `conv:<conversation key>:lock` | string | a random token: a first turn registering the run | the call deadline |
 //!
-//! `<lane>` is `agent` or `events`. The windows are keyed by their span, not their count:
+//! `<lane>` is `agent` or `events`; `<conversation key>` is the conversation's
+//! `ConversationKey` in hex (a keyed hash of the agent and the conversation id). The windows are keyed by their span, not their count:
 //! processes configured alike share one set, and a process configured with another count
 //! for the same span reads the same grants against its own count.
 //!

@@ -70,6 +70,10 @@ struct Inner {
     served: AtomicBool,
     /// Wakes the background task: a loss to repair, or the link dropped.
     wake: Arc<Notify>,
+    /// The first attempt to reach Redis has ended, either way.
+    tried: AtomicBool,
+    /// Wakes the callers of [`Link::first_attempt`].
+    tried_once: Notify,
     fallbacks: AtomicU64,
     reconnects: AtomicU64,
     round_trips: Mutex<RoundTrips>,
@@ -106,6 +110,8 @@ impl Link {
             warned: AtomicBool::new(false),
             served: AtomicBool::new(false),
             wake: wake.clone(),
+            tried: AtomicBool::new(false),
+            tried_once: Notify::new(),
             fallbacks: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             round_trips: Mutex::new(RoundTrips::default()),
@@ -150,6 +156,21 @@ impl Link {
                 inner.fell_back()
             }
         }
+    }
+
+    /// Waits, at most `within`, for the end of the first attempt to reach Redis (made in
+    /// the background from [`start`](Self::start)); answers whether calls go to Redis. For
+    /// callers whose first call should not fall back only because the process just started.
+    pub async fn first_attempt(&self, within: Duration) -> bool {
+        let inner = &self.inner;
+        let tried = inner.tried_once.notified();
+        tokio::pin!(tried);
+        // Registered before the check, so an attempt ending between the two is not missed.
+        tried.as_mut().enable();
+        if !inner.tried.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(within, tried).await;
+        }
+        self.is_shared()
     }
 
     /// Whether calls go to Redis right now.
@@ -234,6 +255,8 @@ async fn maintain(
         Err(e) => {
             if let Some(inner) = link.upgrade() {
                 inner.warn_once(&describe(&e));
+                inner.tried.store(true, Ordering::Release);
+                inner.tried_once.notify_waiters();
             }
             return;
         }
@@ -249,9 +272,16 @@ async fn maintain(
         // Bounded even when the network swallows packets.
         let checked = tokio::time::timeout(2 * CONNECT_TIMEOUT, check(&manager, &preload)).await;
         let Some(inner) = link.upgrade() else { return };
+        match &checked {
+            Ok(Ok(())) => inner.now_shared(),
+            Ok(Err(e)) => inner.warn_once(&describe(e)),
+            Err(_) => inner.warn_once(&format!("no connection within {:?}", 2 * CONNECT_TIMEOUT)),
+        }
+        if !inner.tried.swap(true, Ordering::AcqRel) {
+            inner.tried_once.notify_waiters();
+        }
         match checked {
             Ok(Ok(())) => {
-                inner.now_shared();
                 drop(inner);
                 wake.notified().await;
                 let Some(inner) = link.upgrade() else { return };
@@ -259,8 +289,7 @@ async fn maintain(
                     attempt = 0;
                 }
             }
-            Ok(Err(e)) => inner.warn_once(&describe(&e)),
-            Err(_) => inner.warn_once(&format!("no connection within {:?}", 2 * CONNECT_TIMEOUT)),
+            Ok(Err(_)) | Err(_) => drop(inner),
         }
         let pause = RECONNECT.delay(attempt, None).max(MIN_RECONNECT);
         attempt = attempt.saturating_add(1);

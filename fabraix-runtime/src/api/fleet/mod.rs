@@ -9,6 +9,9 @@
 //! slow, gone or refusing, the caller hears [`Shared::Unavailable`] within the link's
 //! timeout and keeps to its in-process budget.
 //!
+//! The same [`Link`] carries the client's conversations (`client::conversations`), under
+//! the same prefix.
+//!
 //! - `keys.rs`: the data model (key layout, what each key holds, when it expires), the
 //!   key's fingerprint, keyed hashes of ids;
 //! - `budget.lua`: the lane rules, in one script;

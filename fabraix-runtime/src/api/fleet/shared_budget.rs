@@ -172,7 +172,7 @@ impl SharedBudget {
         let _ = self.link.run::<(i64, i64)>(&call).await;
     }
 
-    /// The connection to Redis.
+    /// The connection to Redis, which other shared state of the key uses too.
     pub fn link(&self) -> &Link {
         &self.link
     }

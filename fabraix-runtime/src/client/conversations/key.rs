@@ -37,7 +37,7 @@ impl ConversationKey {
     }
 
     /// The key as 64 lowercase hex digits, e.g. for a shared store's key names.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(not(any(test, feature = "redis")), allow(dead_code))]
     pub(crate) fn to_hex(self) -> String {
         self.0.iter().map(|byte| format!("{byte:02x}")).collect()
     }

@@ -127,6 +127,44 @@ impl LocalStore {
         })
     }
 
+    /// A run the shared store answered for `key` at `instant`, kept here too: should the
+    /// shared store become unreachable, this process continues it. A registration in
+    /// progress here is left alone.
+    #[cfg(feature = "redis")]
+    pub(crate) fn remember(&self, key: ConversationKey, trace: Trace, instant: Instant) {
+        let mut table = self.lock();
+        let now = table.millis(instant);
+        table.expire(now);
+        let short = key.short();
+        match table.entries.get_mut(&short) {
+            Some(Entry::Registering(_)) => return,
+            Some(Entry::Live {
+                trace: known,
+                last_turn,
+                ..
+            }) if *known == trace => *last_turn = now,
+            Some(entry) => {
+                *entry = Entry::Live {
+                    trace,
+                    started: now,
+                    last_turn: now,
+                }
+            }
+            None => {
+                table.make_room();
+                table.entries.insert(
+                    short,
+                    Entry::Live {
+                        trace,
+                        started: now,
+                        last_turn: now,
+                    },
+                );
+            }
+        }
+        table.touch(short, now);
+    }
+
     /// Forgets the conversation: its next turn registers a new run. Answers whether there
     /// was one (live or registering).
     pub(crate) fn end(&self, key: ConversationKey) -> bool {

@@ -2,38 +2,52 @@
 //!
 //! - `key.rs`: [`ConversationKey`], the keyed hash every store names a conversation by;
 //! - `pending.rs`: a first turn's registration, which concurrent turns wait for;
-//! - `local.rs`: [`LocalStore`], the conversations of this process, bounded and expiring.
+//! - `local.rs`: [`LocalStore`], the conversations of this process, bounded and expiring;
+//! - `shared.rs` (feature `redis`): `SharedStore`, the conversations of every process
+//!   with the API key and the Redis (`FABRAIX_REDIS_URL`).
 //!
-//! # Where the stores plug in
+//! # How a turn finds its run
 //!
 //! A turn asks its client's [`Conversations`] for the run of `(agent, conversation id)`:
 //! [`Conversations::turn`] (or [`turn_blocking`](Conversations::turn_blocking)) derives the
-//! [`ConversationKey`] once, asks the [`Backend`] to begin a turn, and gets one of three
-//! answers ([`Begin`]): continue a live run, register one (holding a
-//! [`Claim`](local::Claim) that concurrent turns wait on, settled by
+//! [`ConversationKey`] once and asks the [`Backend`]. [`Conversations::end`] forgets a
+//! conversation (in Redis too).
+//!
+//! [`Backend::Local`] answers one of three ([`Begin`]): continue a live run, register one
+//! (holding a [`Claim`](local::Claim) that concurrent turns wait on, settled by
 //! [`Claim::complete`](local::Claim::complete) or, if the turn is cancelled, by being
 //! dropped), or wait for another turn's registration ([`Pending`], within the call
-//! deadline). [`Conversations::end`] forgets a conversation. Each backend answers `begin`,
-//! `complete` and `end` for the same keys, so a store shared between processes is one
-//! more [`Backend`] variant, dispatched in `begin` and `end` next to [`Backend::Local`]:
+//! deadline). It answers at once, on the caller's thread; only a wait goes to the SDK's
+//! runtime (for its timer).
 //!
-//! - it keeps `ConversationKey::to_hex()` (never the id, never the API key) under a prefix
-//!   and a hashed tenant, its value the stored [`Trace`] plus the registration time, with a
-//!   TTL of `conversation_idle` refreshed by each turn (the maximum age checked against the
-//!   stored registration time);
-//! - its `begin` takes a lock with an expiry (`SET NX PX`, the call deadline) for a first
-//!   turn, so two processes racing register once; a turn that finds the lock held waits by
-//!   polling the value until the lock's expiry, then takes the claim over;
-//! - when it cannot be reached, it answers from [`Backend::Local`] (kept beside it), with
-//!   one warning: the conversation may then get a second run.
+//! `Backend::Shared` (feature `redis`, when the client has a Redis URL) asks Redis first,
+//! on the SDK's runtime, through the shared budget's connection (one [`Link`] per client;
+//! each call bounded by `redis_timeout`):
 //!
-//! The waiting is async because a shared store answers over the network; the local one
-//! answers at once, on the caller's thread, and only a wait for another turn's
-//! registration goes to the SDK's runtime (for its timer).
+//! - Redis keeps `ConversationKey::to_hex()` (never the id, never the API key) under
+//!   `fabraix:{<fingerprint>}:conv:` (the budget's hash tag: one Cluster slot), its value
+//!   the registration time (Redis's clock) and the [`Trace`] as JSON, with a TTL of
+//!   `conversation_idle` that each turn starts again; a value older than
+//!   `conversation_max_age` is replaced;
+//! - a first turn takes a lock (`SET NX PX`, the call deadline, a random token) and
+//!   registers; the run is stored, and the lock deleted, only while the lock is still the
+//!   turn's; a failed or cancelled registration deletes the lock. A turn that finds the
+//!   lock held polls (25–50 ms steps, jittered, within the call deadline) until the run
+//!   is stored or the lock is gone (released, or expired with a process that died), then
+//!   begins again: two processes racing register once;
+//! - every run Redis answers is kept in the process's [`LocalStore`] too; when Redis does
+//!   not answer (down, slow, not reached yet two seconds after the client was built), that
+//!   store answers instead, with one warning (again after Redis has answered meanwhile):
+//!   the conversation goes on in the run this process knows, and one served by another
+//!   process meanwhile may get a second run.
+//!
+//! Every step is one Lua script, so it is atomic on Redis; see `shared.rs`.
 
 mod key;
 mod local;
 mod pending;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +57,13 @@ pub(crate) use key::{ConversationKey, KeyDeriver};
 use local::{Begin, LocalStore};
 use pending::{Outcome, Pending};
 
+#[cfg(feature = "redis")]
+use shared::{SharedBegin, SharedStore};
+
 use super::Client;
 use crate::api::io_thread;
+#[cfg(feature = "redis")]
+use crate::api::{Fingerprint, Link};
 use crate::model::{AgentId, Error, Trace};
 
 /// When a conversation's run is replaced by a new one, and how many are kept.
@@ -89,6 +108,13 @@ impl Limits {
 pub(crate) enum Backend {
     /// In this process: turns served by another process do not see these runs.
     Local(LocalStore),
+    /// In Redis, shared by every process with the API key and the Redis; `local` holds
+    /// the runs this process has seen, and answers while Redis does not.
+    #[cfg(feature = "redis")]
+    Shared {
+        redis: SharedStore,
+        local: LocalStore,
+    },
 }
 
 /// One client's conversations: how they are keyed, where they are kept, how long a turn
@@ -103,10 +129,34 @@ pub(crate) struct Conversations {
 }
 
 impl Conversations {
-    pub(crate) fn new(limits: Limits, api_key: &str, wait_limit: Duration) -> Self {
+    /// The conversations of the clients of `api_key`: in Redis through `link` when there
+    /// is one, else in this process.
+    pub(crate) fn new(
+        limits: Limits,
+        api_key: &str,
+        wait_limit: Duration,
+        #[cfg(feature = "redis")] link: Option<Link>,
+    ) -> Self {
+        let local = LocalStore::new(limits, wait_limit);
+        #[cfg(feature = "redis")]
+        let backend = match link {
+            Some(link) => Backend::Shared {
+                redis: SharedStore::new(
+                    link,
+                    &Fingerprint::of(api_key),
+                    limits.idle,
+                    limits.max_age,
+                    wait_limit,
+                ),
+                local,
+            },
+            None => Backend::Local(local),
+        };
+        #[cfg(not(feature = "redis"))]
+        let backend = Backend::Local(local);
         Self {
             keys: KeyDeriver::new(api_key),
-            backend: Backend::Local(LocalStore::new(limits, wait_limit)),
+            backend,
             wait_limit,
         }
     }
@@ -115,9 +165,12 @@ impl Conversations {
         self.keys.key(agent, id)
     }
 
-    fn begin(&self, key: ConversationKey) -> Begin {
+    /// The store that answers in this process.
+    fn local(&self) -> &LocalStore {
         match &self.backend {
-            Backend::Local(store) => store.begin(key, Instant::now()),
+            Backend::Local(store) => store,
+            #[cfg(feature = "redis")]
+            Backend::Shared { local, .. } => local,
         }
     }
 
@@ -129,8 +182,29 @@ impl Conversations {
         F: Future<Output = Result<Trace, Error>>,
     {
         let started = Instant::now();
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, local } = &self.backend {
+            match io_thread::run(redis.clone().begin(key, self.wait_limit)).await? {
+                SharedBegin::Continue(trace) => {
+                    local.remember(key, trace, Instant::now());
+                    return Ok(trace);
+                }
+                SharedBegin::Register(claim) => {
+                    let outcome = register().await;
+                    let registered = outcome.as_ref().ok().copied();
+                    if let Some(trace) = registered {
+                        local.remember(key, trace, Instant::now());
+                    }
+                    let _ = io_thread::run(claim.complete(registered)).await;
+                    return outcome;
+                }
+                SharedBegin::TimedOut => return Err(self.timed_out()),
+                SharedBegin::Unavailable => redis.warn_fallback(),
+            }
+        }
+        let store = self.local();
         let claim = loop {
-            match self.begin(key) {
+            match store.begin(key, Instant::now()) {
                 Begin::Continue(trace) => return Ok(trace),
                 Begin::Register(claim) => break claim,
                 Begin::Wait(pending) => {
@@ -154,8 +228,29 @@ impl Conversations {
         register: impl FnOnce() -> Result<Trace, Error>,
     ) -> Result<Trace, Error> {
         let started = Instant::now();
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, local } = &self.backend {
+            match io_thread::block_on(redis.clone().begin(key, self.wait_limit))? {
+                SharedBegin::Continue(trace) => {
+                    local.remember(key, trace, Instant::now());
+                    return Ok(trace);
+                }
+                SharedBegin::Register(claim) => {
+                    let outcome = register();
+                    let registered = outcome.as_ref().ok().copied();
+                    if let Some(trace) = registered {
+                        local.remember(key, trace, Instant::now());
+                    }
+                    let _ = io_thread::block_on(claim.complete(registered));
+                    return outcome;
+                }
+                SharedBegin::TimedOut => return Err(self.timed_out()),
+                SharedBegin::Unavailable => redis.warn_fallback(),
+            }
+        }
+        let store = self.local();
         let claim = loop {
-            match self.begin(key) {
+            match store.begin(key, Instant::now()) {
                 Begin::Continue(trace) => return Ok(trace),
                 Begin::Register(claim) => break claim,
                 Begin::Wait(pending) => {
@@ -172,13 +267,17 @@ impl Conversations {
         outcome
     }
 
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            after: self.wait_limit,
+        }
+    }
+
     /// The time a turn that began at `started` may still wait.
     fn left(&self, started: Instant) -> Result<Duration, Error> {
         match self.wait_limit.checked_sub(started.elapsed()) {
             Some(left) if !left.is_zero() => Ok(left),
-            _ => Err(Error::Timeout {
-                after: self.wait_limit,
-            }),
+            _ => Err(self.timed_out()),
         }
     }
 
@@ -189,17 +288,33 @@ impl Conversations {
             Some(Outcome::Registered(trace)) => Ok(Some(Ok(trace))),
             Some(Outcome::Failed(error)) => Ok(Some(Err(error))),
             Some(Outcome::Abandoned) => Ok(None),
-            None => Err(Error::Timeout {
-                after: self.wait_limit,
-            }),
+            None => Err(self.timed_out()),
         }
     }
 
-    /// Forgets the conversation `key`; answers whether it had a run (or one registering).
+    /// Forgets the conversation `key` (in Redis too); answers whether it had a run (or one
+    /// registering). Blocks this thread for Redis's answer, at most the Redis timeout.
     pub(crate) fn end(&self, key: ConversationKey) -> bool {
-        match &self.backend {
-            Backend::Local(store) => store.end(key),
+        let here = self.local().end(key);
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, .. } = &self.backend {
+            let redis = redis.clone();
+            let there = io_thread::block_on(async move { redis.end(key).await });
+            return there.ok().flatten().unwrap_or(false) || here;
         }
+        here
+    }
+
+    /// [`end`](Self::end) for async code.
+    pub(crate) async fn end_async(&self, key: ConversationKey) -> bool {
+        let here = self.local().end(key);
+        #[cfg(feature = "redis")]
+        if let Backend::Shared { redis, .. } = &self.backend {
+            let redis = redis.clone();
+            let there = io_thread::run(async move { redis.end(key).await }).await;
+            return there.ok().flatten().unwrap_or(false) || here;
+        }
+        here
     }
 }
 
@@ -258,6 +373,12 @@ impl Client {
     pub(crate) fn end_conversation(&self, agent: AgentId, id: &str) -> bool {
         let conversations = &self.inner.conversations;
         !unnamed(id) && conversations.end(conversations.key(agent, id))
+    }
+
+    /// [`end_conversation`](Self::end_conversation) for async code.
+    pub(crate) async fn end_conversation_async(&self, agent: AgentId, id: &str) -> bool {
+        let conversations = &self.inner.conversations;
+        !unnamed(id) && conversations.end_async(conversations.key(agent, id)).await
     }
 }
 
