@@ -46,9 +46,9 @@ use crate::model::{Error, IntoAgentId};
 /// with one warning.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), fabraix_runtime::Error> {
+/// # async fn demo() -> Result<(), fabraix::Error> {
 /// const PROMPT: &str = "You are a support assistant.";
-/// let client = fabraix_runtime::Client::from_env()?;
+/// let client = fabraix::Client::from_env()?;
 ///
 /// // One request per user message: each is a turn of the same conversation.
 /// let mut runs = Vec::new();
@@ -57,7 +57,7 @@ use crate::model::{Error, IntoAgentId};
 ///         .conversation("conversation-42")
 ///         .run("support-bot", PROMPT, async move {
 ///             // ... log the message, call the model, answer ...
-///             fabraix_runtime::current_trace()
+///             fabraix::current_trace()
 ///         })
 ///         .await;
 ///     runs.push(run);

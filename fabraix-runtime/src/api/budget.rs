@@ -19,10 +19,11 @@
 //!   and a 429 on queued events costs an agent's check at most a few round trips.
 //! - **Windows learned from 429s.** A fresh 429 that asked to wait a span (its
 //!   `Retry-After`, at least a second) shows what the server took: the requests it accepted
-//!   in that span before. For one span after the pause the key keeps to that many per
-//!   span, so the burst after a pause does not meet a limit that outlasted it; then the
-//!   lanes ramp up again from one request. A second fresh 429 of a lane in an episode keeps
-//!   the learned window until a quiet minute.
+//!   in that span before (a span of at most a minute). For one span after the pause the
+//!   lane that met it keeps to that many requests of the key per span, so its burst after
+//!   a pause does not meet a limit that outlasted it; then it ramps up again from one
+//!   request. A second fresh 429 of the lane in an episode keeps the learned window until
+//!   a quiet minute. The other lane learns only from its own 429s.
 //! - **Failing fast.** An agent call whose deadline comes before its lane's pause ends
 //!   fails at once with [`Error::RateLimited`] instead of waiting for nothing.
 //! - **Pace, from evidence only.** A one-off 429 (the server asked for a pause once) only
@@ -133,6 +134,11 @@ impl Pace {
     }
 }
 
+/// While an agent call is in flight, queued events keep at most this many sends in flight
+/// beside it: the call then shares the SDK's thread and the server with a few sends, not
+/// with dozens.
+const EVENTS_BESIDE_AGENTS: usize = 4;
+
 /// Once this many requests of a ramping lane may be in flight, it sends freely again.
 const RAMP_DONE: usize = 64;
 
@@ -197,7 +203,8 @@ pub(crate) struct State {
     /// The last send, for the pace.
     last_sent: Option<Instant>,
     lanes: [LaneState; 2],
-    learned: Option<Learned>,
+    /// Per lane: a window learned from its 429s.
+    learned: [Option<Learned>; 2],
     pace: Option<Pace>,
     /// A repeated 429 asked for a pace before enough successes were in to measure the rate
     /// the server accepts (the answers of its burst may come after it): set when the lane
@@ -206,6 +213,8 @@ pub(crate) struct State {
     last_throttle: Option<Instant>,
     episode: Option<Episode>,
     agents_waiting: usize,
+    /// An event was held for agent calls: the next answer wakes it.
+    events_held: bool,
     /// At exit: no agent call will come any more, so events may use whole windows.
     draining: bool,
     rate_limited: u64,
@@ -264,7 +273,8 @@ impl State {
             episode: None,
             agents_waiting: 0,
             draining: false,
-            learned: None,
+            events_held: false,
+            learned: [None, None],
             rate_limited: 0,
             waited: Duration::ZERO,
             probes: 0,
@@ -278,18 +288,17 @@ impl State {
 
     /// Whether `lane` may send at `now`; `Go` records the send.
     pub fn decide(&mut self, lane: Lane, now: Instant) -> Decision {
-        if self
-            .learned
+        let learned = &mut self.learned[index(lane)];
+        if learned
             .as_ref()
             .is_some_and(|l| l.until.is_some_and(|until| until <= now))
         {
-            // The window learned from a first 429 has done its part: the lanes find out
+            // The window learned from a first 429 has done its part: the lane finds out
             // again whether a limit is there, one request and a doubling at a time.
-            self.learned = None;
-            for state in &mut self.lanes {
-                if state.ramp.is_none() {
-                    state.ramp = Some(1);
-                }
+            *learned = None;
+            let state = self.lane(lane);
+            if state.ramp.is_none() {
+                state.ramp = Some(1);
             }
         }
         let state = self.lane(lane);
@@ -306,7 +315,11 @@ impl State {
         if self.pace_pending {
             self.set_pace(now);
         }
-        if lane == Lane::Events && self.agents_waiting > 0 {
+        let agents_busy = self.lanes[index(Lane::Agent)].in_flight > 0
+            && self.lanes[index(Lane::Events)].in_flight >= EVENTS_BESIDE_AGENTS
+            && !self.draining;
+        if lane == Lane::Events && (self.agents_waiting > 0 || agents_busy) {
+            self.events_held = true;
             return Decision::WaitForAgents;
         }
         let mut not_before: Option<Instant> = None;
@@ -321,7 +334,7 @@ impl State {
                     .unwrap_or(now),
             );
         }
-        for window in self.windows.iter().chain(self.learned_window(now)) {
+        for window in self.windows.iter().chain(self.learned_window(lane, now)) {
             let limit = self.limit(window, lane);
             let in_window = in_window(&self.sent, window.span, now);
             if in_window >= limit {
@@ -349,9 +362,9 @@ impl State {
         })
     }
 
-    /// The learned window, while it applies.
-    fn learned_window(&self, now: Instant) -> Option<&Window> {
-        self.learned
+    /// The window `lane` learned, while it applies.
+    fn learned_window(&self, lane: Lane, now: Instant) -> Option<&Window> {
+        self.learned[index(lane)]
             .as_ref()
             .filter(|learned| learned.until.is_none_or(|until| until > now))
             .map(|learned| &learned.window)
@@ -360,8 +373,15 @@ impl State {
     /// Learns a window from a fresh 429 that asked to wait `wait`: the requests the server
     /// accepted in that span (at least a second) before it. Kept for the span after the
     /// pause at first; for good (until a quiet minute) when `repeated`.
-    fn learn(&mut self, wait: Duration, pause_end: Instant, repeated: bool, now: Instant) {
-        let span = wait.clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    fn learn(
+        &mut self,
+        lane: Lane,
+        wait: Duration,
+        pause_end: Instant,
+        repeated: bool,
+        now: Instant,
+    ) {
+        let span = wait.clamp(Duration::from_secs(1), Duration::from_secs(60));
         let since = now.checked_sub(span);
         let accepted = self
             .accepted
@@ -371,7 +391,8 @@ impl State {
         if accepted < MIN_EVIDENCE {
             return;
         }
-        let requests = match self.learned.as_ref() {
+        let learned = &self.learned[index(lane)];
+        let requests = match learned.as_ref() {
             Some(old) if old.until.is_none() && old.window.span >= span => {
                 accepted.min(old.window.requests)
             }
@@ -387,12 +408,12 @@ impl State {
         };
         self.keep = self.keep.max(requests);
         self.longest = self.longest.max(window.span);
-        let until = if repeated || self.learned.as_ref().is_some_and(|l| l.until.is_none()) {
+        let until = if repeated || learned.as_ref().is_some_and(|l| l.until.is_none()) {
             None
         } else {
             pause_end.checked_add(span)
         };
-        self.learned = Some(Learned { window, until });
+        self.learned[index(lane)] = Some(Learned { window, until });
     }
 
     fn limit(&self, window: &Window, lane: Lane) -> usize {
@@ -500,7 +521,7 @@ impl State {
         state.episode_pauses += 1;
         let repeated = state.episode_pauses >= 2;
         let pause_end = state.paused_until.unwrap_or(now);
-        self.learn(wait, pause_end, repeated, now);
+        self.learn(ticket.lane, wait, pause_end, repeated, now);
         if repeated {
             // The limit outlasted a pause: the lane sends faster than the server takes.
             self.pace_pending = true;
@@ -543,7 +564,7 @@ impl State {
             {
                 self.pace = None;
             }
-            self.learned = None;
+            self.learned = [None, None];
         }
         if quiet && let (Some(episode), Some(last)) = (&self.episode, self.last_throttle) {
             tracing::info!(
@@ -554,7 +575,7 @@ impl State {
             );
             self.episode = None;
         }
-        ramping
+        ramping | std::mem::take(&mut self.events_held)
     }
 
     /// A request sent with `ticket` ended some other way (an error, a timeout, dropped
@@ -563,7 +584,7 @@ impl State {
     pub fn unanswered(&mut self, ticket: Ticket) -> bool {
         let state = self.lane(ticket.lane);
         state.in_flight = state.in_flight.saturating_sub(1);
-        state.ramp.is_some()
+        state.ramp.is_some() | std::mem::take(&mut self.events_held)
     }
 
     /// How long `events` queued events would take to be sent at `now`, at the current pace
@@ -581,7 +602,11 @@ impl State {
             let seconds = events as f64 / (pace.rate(now) * self.share(Lane::Events));
             longest = longest.max(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
-        for window in self.windows.iter().chain(self.learned_window(now)) {
+        for window in self
+            .windows
+            .iter()
+            .chain(self.learned_window(Lane::Events, now))
+        {
             let limit = self.limit(window, Lane::Events);
             let used = in_window(&self.sent, window.span, now);
             let free = limit.saturating_sub(used);

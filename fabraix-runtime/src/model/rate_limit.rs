@@ -65,7 +65,7 @@ impl RateLimit {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use fabraix_runtime::RateLimit;
+    /// use fabraix::RateLimit;
     ///
     /// let year = RateLimit::per(u32::MAX, Duration::MAX);
     /// assert_eq!(year, RateLimit::per(1_000_000, Duration::from_secs(86_400)));

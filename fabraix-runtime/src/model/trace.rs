@@ -42,7 +42,7 @@ pub(crate) struct ClientId(pub u64);
 /// [`Client::bind`](crate::Client::bind) it to one).
 ///
 /// ```
-/// # use fabraix_runtime::{AgentId, Trace, TraceId};
+/// # use fabraix::{AgentId, Trace, TraceId};
 /// let trace = Trace::new(
 ///     TraceId::from_uuid(uuid::Uuid::new_v4()),
 ///     AgentId::from_name("support-bot").unwrap(),

@@ -414,3 +414,28 @@ fn extreme_windows_neither_panic_nor_overflow() {
         let _ = s.time_to_send(1, now);
     }
 }
+
+#[test]
+fn events_keep_a_few_sends_in_flight_beside_an_agent_call() {
+    let mut s = state("off");
+    let now = Instant::now();
+    // Without an agent call in flight, events send freely.
+    let mut events: Vec<Ticket> = (0..40).map(|_| ticket(&mut s, Lane::Events, now)).collect();
+    let check = ticket(&mut s, Lane::Agent, now);
+    // With one, no event send starts while four or more are in flight…
+    assert_eq!(s.decide(Lane::Events, now), Decision::WaitForAgents);
+    for t in events.drain(..36) {
+        s.succeeded(t, now);
+    }
+    assert_eq!(s.lanes[index(Lane::Events)].in_flight, 4);
+    assert_eq!(s.decide(Lane::Events, now), Decision::WaitForAgents);
+    // …and the answer that lets one go wakes the event waiting for it.
+    assert!(s.succeeded(events.pop().unwrap(), now));
+    assert!(go(&mut s, Lane::Events, now));
+    // Once the agent call is answered, events send freely again.
+    assert_eq!(s.decide(Lane::Events, now), Decision::WaitForAgents);
+    s.succeeded(check, now);
+    for _ in 0..10 {
+        assert!(go(&mut s, Lane::Events, now));
+    }
+}
