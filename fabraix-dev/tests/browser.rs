@@ -133,9 +133,17 @@ async fn the_page_shows_a_blocked_run_live_and_a_later_run_without_a_reload() {
             .send_keys(&Key::Enter)
             .await
             .unwrap();
-        let page = until(&browser, "its timeline is shown", |p| {
-            (p["open"] == trace.as_str() && items(p).len() == 7 && answered(p)).then(|| p.clone())
-        })
+        // The timeline and the list are refreshed apart: wait for both to be complete.
+        let page = until(
+            &browser,
+            "its timeline is shown, and its row counts it",
+            |p| {
+                let row = p["rows"][0]["text"].as_str().unwrap_or_default();
+                let counted = row.contains("4 events") && row.contains("2 checks");
+                (p["open"] == trace.as_str() && items(p).len() == 7 && answered(p) && counted)
+                    .then(|| p.clone())
+            },
+        )
         .await;
 
         let listed = &page["rows"][0];
