@@ -244,7 +244,7 @@ async fn a_retry_after_past_the_deadline_fails_a_check_closed_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_sends_leave_a_share_of_the_requests_in_flight_to_the_agent_calls() {
+async fn a_check_goes_while_the_server_holds_every_event_send() {
     // Agent calls have permits of their own: with `max_in_flight(4)` the exporter sends at
     // most four events at once, and a check goes while all four are held by the server.
     let server = MockServer::start().await.unwrap();
