@@ -18,7 +18,6 @@ mod budget;
 #[cfg(test)]
 mod extremes;
 #[cfg(feature = "redis")]
-#[allow(dead_code, unused_imports)]
 mod fleet;
 mod http;
 pub(crate) mod io_thread;

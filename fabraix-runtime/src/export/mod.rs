@@ -422,33 +422,39 @@ impl Exporter {
     /// looking again whenever a lane of the key pauses (a 429 while it waits). Answers
     /// whether they were all sent (or failed) before it stopped waiting.
     pub async fn flush_run(&self, api: Arc<Api>, trace: TraceId, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        if !worth_waiting(&api, &self.counters, timeout) {
-            return false;
-        }
-        match self.flush_marker(Some(trace)) {
-            None => true,
-            Some(done) => {
-                let counters = self.counters.clone();
-                let wait = wait_unless_throttled(api, counters, done, deadline);
-                io_thread::run(wait).await.unwrap_or(false)
-            }
+        match self.run_flush(api, trace, timeout) {
+            RunFlush::Done(done) => done,
+            RunFlush::Wait(wait) => io_thread::run(wait).await.unwrap_or(false),
         }
     }
 
     /// [`flush_run`](Self::flush_run), blocking this thread.
     pub fn flush_run_blocking(&self, api: Arc<Api>, trace: TraceId, timeout: Duration) -> bool {
+        match self.run_flush(api, trace, timeout) {
+            RunFlush::Done(done) => done,
+            RunFlush::Wait(wait) => io_thread::block_on(wait).unwrap_or(false),
+        }
+    }
+
+    /// What a flush of `trace`'s events comes to: an answer at once, or a wait to run.
+    fn run_flush(
+        &self,
+        api: Arc<Api>,
+        trace: TraceId,
+        timeout: Duration,
+    ) -> RunFlush<impl std::future::Future<Output = bool> + Send + 'static> {
         let deadline = Instant::now() + timeout;
         if !worth_waiting(&api, &self.counters, timeout) {
-            return false;
+            return RunFlush::Done(false);
         }
         match self.flush_marker(Some(trace)) {
-            None => true,
-            Some(done) => {
-                let counters = self.counters.clone();
-                let wait = wait_unless_throttled(api, counters, done, deadline);
-                io_thread::block_on(wait).unwrap_or(false)
-            }
+            None => RunFlush::Done(true),
+            Some(done) => RunFlush::Wait(wait_unless_throttled(
+                api,
+                self.counters.clone(),
+                done,
+                deadline,
+            )),
         }
     }
 
@@ -490,6 +496,12 @@ impl Exporter {
         self.tx.send(Message::Flush { trace, done }, true).ok()?;
         Some(waiting)
     }
+}
+
+/// A run's flush: answered at once, or a wait for the SDK's thread.
+enum RunFlush<W> {
+    Done(bool),
+    Wait(W),
 }
 
 /// How long a flush waits for the spool's commit at least, even past its own timeout:

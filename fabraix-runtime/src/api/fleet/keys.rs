@@ -24,13 +24,11 @@
 //! processes configured alike share one set, and a process configured with another count
 //! for the same span reads the same grants against its own count.
 //!
-//! Ids that may identify people (conversation ids) are stored only as keyed hashes
-//! ([`IdHasher`]): HMAC-SHA256 under a secret derived from the API key by another domain
-//! tag, so the fingerprint says nothing about the secret, and guessing an id needs the key.
+//! Ids that may identify people (conversation ids) are stored only as keyed hashes: see
+//! `client::conversations`'s `ConversationKey`.
 
 use std::fmt;
 
-use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::api::lane::Lane;
@@ -38,8 +36,6 @@ use crate::model::RateLimit;
 
 /// The domain tag of the fingerprint.
 const FINGERPRINT_TAG: &[u8] = b"fabraix/redis/key-fingerprint/v1";
-/// The domain tag of the secret behind [`IdHasher`].
-const ID_SECRET_TAG: &[u8] = b"fabraix/redis/id-secret/v1";
 /// Bytes of a digest kept in a name: 128 bits, plenty against collisions among keys.
 const KEPT: usize = 16;
 
@@ -53,6 +49,7 @@ impl Fingerprint {
     }
 
     /// The 32 hex digits.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -66,35 +63,6 @@ impl Fingerprint {
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Fingerprint({})", self.0)
-    }
-}
-
-/// Keyed hashes of ids that may identify people, so Redis holds no such id.
-#[derive(Clone)]
-pub(crate) struct IdHasher {
-    keyed: hmac::Hmac<Sha256>,
-}
-
-impl IdHasher {
-    pub fn of(api_key: &str) -> Self {
-        let secret = tagged_digest(ID_SECRET_TAG, api_key);
-        // HMAC takes a key of any length: this cannot fail.
-        let keyed = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&secret)
-            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"));
-        Self { keyed }
-    }
-
-    /// 32 hex digits for `id`: equal ids give equal hashes under one API key only.
-    pub fn hash(&self, id: &str) -> String {
-        let mut mac = self.keyed.clone();
-        mac.update(id.as_bytes());
-        hex(&mac.finalize().into_bytes()[..KEPT])
-    }
-}
-
-impl fmt::Debug for IdHasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IdHasher([redacted])")
     }
 }
 
@@ -196,19 +164,5 @@ mod tests {
         assert!(keys.all()[BudgetKeys::FIXED].ends_with(":window:2000"));
         assert!(keys.all()[0].ends_with(":pause:agent"));
         assert!(keys.all()[1].ends_with(":pause:events"));
-    }
-
-    #[test]
-    fn keyed_hashes_depend_on_the_key_and_reveal_neither() {
-        let a = IdHasher::of("sk-tenant-a");
-        let b = IdHasher::of("sk-tenant-b");
-        let id = "alice@example.com";
-        assert_eq!(a.hash(id), a.hash(id));
-        assert_ne!(a.hash(id), b.hash(id));
-        assert_ne!(a.hash(id), a.hash("bob@example.com"));
-        assert_eq!(a.hash(id).len(), 32);
-        // Not the fingerprint's digest: a different domain.
-        assert_ne!(a.hash(""), Fingerprint::of("sk-tenant-a").as_str());
-        assert_eq!(format!("{a:?}"), "IdHasher([redacted])");
     }
 }

@@ -51,8 +51,6 @@ mod tests;
 
 #[cfg(feature = "__bench")]
 pub use bench::FleetBench;
-pub(crate) use keys::{Fingerprint, IdHasher};
-pub(crate) use link::{Link, LinkStats};
-pub(crate) use shared_budget::{
-    BUDGET_SCRIPT, Pacing, Shared, SharedBudget, SharedStats, WaitReason,
-};
+pub(crate) use keys::Fingerprint;
+pub(crate) use link::Link;
+pub(crate) use shared_budget::{BUDGET_SCRIPT, Pacing, Shared, SharedBudget, WaitReason};

@@ -73,9 +73,6 @@ impl Pacing {
     }
 }
 
-/// The counters of the shared budget: the link's.
-pub(crate) type SharedStats = LinkStats;
-
 /// One API key's budget in one Redis.
 #[derive(Debug, Clone)]
 pub(crate) struct SharedBudget {
@@ -182,7 +179,7 @@ impl SharedBudget {
         self.link.is_shared()
     }
 
-    pub fn stats(&self) -> SharedStats {
+    pub fn stats(&self) -> LinkStats {
         self.link.stats()
     }
 
