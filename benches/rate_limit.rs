@@ -22,10 +22,12 @@ fn main() {
     let wanted = |name: &str| part.as_deref().is_none_or(|p| p == name);
     rt.block_on(async {
         if wanted("check") {
-            check_latency("no limit", "off", None).await;
-            check_latency("20/s, known", "20/s", None).await;
-            // Fewer event sends in flight: 6, beside the 2 kept for agent calls.
-            check_latency("no limit, max_in_flight 8", "off", Some(8)).await;
+            for traces in [1, 20] {
+                check_latency("no limit", "off", None, traces).await;
+                check_latency("20/s, known", "20/s", None, traces).await;
+                // Fewer event sends in flight: 6, beside the 2 kept for agent calls.
+                check_latency("no limit, max_in_flight 8", "off", Some(8), traces).await;
+            }
         }
         if wanted("budget") {
             budget_use("known", "20/s").await;
@@ -70,31 +72,52 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// Median latency of a check with no event waiting, then with 1,000 events queued ahead
-/// (`max_in_flight` the default unless given).
-async fn check_latency(label: &str, limit: &str, max_in_flight: Option<usize>) {
-    const CHECKS: usize = 15;
+/// Median latency of a check with no event waiting, and with 1,000 events queued ahead
+/// of it (`max_in_flight` the default unless given), the events on `traces` runs: on one,
+/// one send at a time; on many, as many sends as the queue starts. With no limit the two
+/// kinds of sample alternate, so that both meet the same load from whatever else runs on
+/// the machine; under a limit the queue cannot drain between them (1,000 events take 50 s
+/// at 20/s), so every empty sample is taken first.
+async fn check_latency(label: &str, limit: &str, max_in_flight: Option<usize>, traces: usize) {
+    const CHECKS: usize = 25;
     let server = server(limit).await;
     let client = client_with(&server, limit, max_in_flight);
-    let trace = run(&client).await;
+    let mut runs = Vec::new();
+    for _ in 0..traces {
+        runs.push(run(&client).await);
+    }
+    let trace = runs[0].clone();
     let action = Action::new("lookup");
     let mut empty = Vec::new();
-    for _ in 0..CHECKS {
-        let started = Instant::now();
-        client
-            .check_action(trace.trace_id(), &action)
-            .await
-            .expect("a verdict");
-        empty.push(started.elapsed());
+    let mut full = Vec::new();
+    let mut next = 0;
+    let alternate = limit == "off";
+    for i in 0..CHECKS * 2 {
+        let take_empty = if alternate { i % 2 == 0 } else { i < CHECKS };
         // Spaced as an agent's checks are, and so that both sides use the same budget.
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let mut full = Vec::new();
-    for _ in 0..CHECKS {
-        // Keep 1,000 events ahead of every check.
-        while client.stats().events.in_queue < 1_000 {
+        if take_empty {
+            // What the previous sample queued is sent first (bounded: a stuck queue fails).
+            let drained_by = Instant::now() + Duration::from_secs(60);
+            while client.stats().events.in_queue > 0 {
+                assert!(Instant::now() < drained_by, "the queue did not drain");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let started = Instant::now();
             client
-                .queue_event(trace.trace_id(), Event::text(EventType::Tool, "x"))
+                .check_action(trace.trace_id(), &action)
+                .await
+                .expect("a verdict");
+            empty.push(started.elapsed());
+            continue;
+        }
+        // 1,000 events ahead of the check.
+        while client.stats().events.in_queue < 1_000 {
+            let on = &runs[next % runs.len()];
+            next += 1;
+            client
+                .queue_event(on.trace_id(), Event::text(EventType::Tool, "x"))
                 .expect("queued");
         }
         let started = Instant::now();
@@ -103,11 +126,10 @@ async fn check_latency(label: &str, limit: &str, max_in_flight: Option<usize>) {
             .await
             .expect("a verdict");
         full.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let (empty, full) = (median(empty), median(full));
     println!(
-        "check latency, {label}: {:.2} ms with 1,000 events queued, {:.2} ms with none: {:.2}x",
+        "check latency, {label}, events on {traces} run(s): {:.2} ms with 1,000 events queued, {:.2} ms with none: {:.2}x",
         full.as_secs_f64() * 1e3,
         empty.as_secs_f64() * 1e3,
         full.as_secs_f64() / empty.as_secs_f64()
