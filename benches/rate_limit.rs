@@ -22,12 +22,18 @@ fn main() {
     let wanted = |name: &str| part.as_deref().is_none_or(|p| p == name);
     rt.block_on(async {
         if wanted("check") {
+            // An agent's checks in a burst (a tool loop), then checks far enough apart
+            // that queued events no longer keep to a few sends beside them.
+            let burst = Duration::from_millis(150);
             for traces in [1, 20] {
-                check_latency("no limit", "off", None, traces).await;
-                check_latency("20/s, known", "20/s", None, traces).await;
+                check_latency("no limit", "off", None, traces, burst).await;
+                check_latency("20/s, known", "20/s", None, traces, burst).await;
                 // Fewer event sends in flight: 6, beside the 2 kept for agent calls.
-                check_latency("no limit, max_in_flight 8", "off", Some(8), traces).await;
+                check_latency("no limit, max_in_flight 8", "off", Some(8), traces, burst).await;
             }
+            let apart = Duration::from_millis(1_500);
+            check_latency("no limit", "off", None, 20, apart).await;
+            check_latency("no limit, max_in_flight 8", "off", Some(8), 20, apart).await;
         }
         if wanted("budget") {
             budget_use("known", "20/s").await;
@@ -74,44 +80,59 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// Median latency of a check with no event waiting, and with 1,000 events queued ahead
 /// of it (`max_in_flight` the default unless given), the events on `traces` runs: on one,
-/// one send at a time; on many, as many sends as the queue starts. With no limit the two
-/// kinds of sample alternate, so that both meet the same load from whatever else runs on
-/// the machine; under a limit the queue cannot drain between them (1,000 events take 50 s
-/// at 20/s), so every empty sample is taken first.
-async fn check_latency(label: &str, limit: &str, max_in_flight: Option<usize>, traces: usize) {
-    const CHECKS: usize = 25;
-    let server = server(limit).await;
-    let client = client_with(&server, limit, max_in_flight);
+/// one send at a time; on many, as many sends as the queue starts. The two kinds of sample
+/// alternate, so that both meet the same load from whatever else runs on the machine.
+/// With no limit the queue drains between them. Under a limit it cannot (1,000 events
+/// take 50 s at 20/s): the empty samples are then a twin client's, on a twin server, that
+/// queues nothing.
+async fn check_latency(
+    label: &str,
+    limit: &str,
+    max_in_flight: Option<usize>,
+    traces: usize,
+    spacing: Duration,
+) {
+    const CHECKS: usize = 61;
+    let queued = server(limit).await;
+    let client = client_with(&queued, limit, max_in_flight);
+    let twin_server = server(limit).await;
+    let twin = client_with(&twin_server, limit, max_in_flight);
+    let twin_trace = run(&twin).await;
     let mut runs = Vec::new();
     for _ in 0..traces {
         runs.push(run(&client).await);
     }
     let trace = runs[0].clone();
     let action = Action::new("lookup");
+    let drains = limit == "off";
     let mut empty = Vec::new();
     let mut full = Vec::new();
     let mut next = 0;
-    let alternate = limit == "off";
-    for i in 0..CHECKS * 2 {
-        let take_empty = if alternate { i % 2 == 0 } else { i < CHECKS };
+    for _ in 0..CHECKS {
         // Spaced as an agent's checks are, and so that both sides use the same budget.
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if take_empty {
+        tokio::time::sleep(spacing).await;
+        let started = Instant::now();
+        if drains {
             // What the previous sample queued is sent first (bounded: a stuck queue fails).
             let drained_by = Instant::now() + Duration::from_secs(60);
             while client.stats().events.in_queue > 0 {
                 assert!(Instant::now() < drained_by, "the queue did not drain");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(spacing).await;
             let started = Instant::now();
             client
                 .check_action(trace.trace_id(), &action)
                 .await
                 .expect("a verdict");
             empty.push(started.elapsed());
-            continue;
+        } else {
+            twin.check_action(twin_trace.trace_id(), &action)
+                .await
+                .expect("a verdict");
+            empty.push(started.elapsed());
         }
+        tokio::time::sleep(spacing).await;
         // 1,000 events ahead of the check.
         while client.stats().events.in_queue < 1_000 {
             let on = &runs[next % runs.len()];
@@ -129,7 +150,8 @@ async fn check_latency(label: &str, limit: &str, max_in_flight: Option<usize>, t
     }
     let (empty, full) = (median(empty), median(full));
     println!(
-        "check latency, {label}, events on {traces} run(s): {:.2} ms with 1,000 events queued, {:.2} ms with none: {:.2}x",
+        "check latency, {label}, events on {traces} run(s), checks {} ms apart: {:.2} ms with 1,000 events queued, {:.2} ms with none: {:.2}x",
+        spacing.as_millis(),
         full.as_secs_f64() * 1e3,
         empty.as_secs_f64() * 1e3,
         full.as_secs_f64() / empty.as_secs_f64()

@@ -134,10 +134,15 @@ impl Pace {
     }
 }
 
-/// While an agent call is in flight, queued events keep at most this many sends in flight
-/// beside it: the call then shares the SDK's thread and the server with a few sends, not
-/// with dozens.
+/// While agent calls are active, queued events keep at most this many sends in flight
+/// beside them: a call then shares the server (and the connection pool's host) with a few
+/// sends, not with dozens.
 const EVENTS_BESIDE_AGENTS: usize = 4;
+
+/// Agent calls come in bursts (a tool loop checks, acts, checks again): they count as
+/// active while one is in flight and for this long after the last was answered, so the
+/// next check of a burst does not meet the dozens of sends the queue starts in between.
+const AGENTS_LINGER: Duration = Duration::from_secs(1);
 
 /// Once this many requests of a ramping lane may be in flight, it sends freely again.
 const RAMP_DONE: usize = 64;
@@ -215,6 +220,8 @@ pub(crate) struct State {
     agents_waiting: usize,
     /// An event was held for agent calls: the next answer wakes it.
     events_held: bool,
+    /// When the last agent call was answered.
+    agent_answered: Option<Instant>,
     /// At exit: no agent call will come any more, so events may use whole windows.
     draining: bool,
     rate_limited: u64,
@@ -274,6 +281,7 @@ impl State {
             agents_waiting: 0,
             draining: false,
             events_held: false,
+            agent_answered: None,
             learned: [None, None],
             rate_limited: 0,
             waited: Duration::ZERO,
@@ -315,7 +323,11 @@ impl State {
         if self.pace_pending {
             self.set_pace(now);
         }
-        let agents_busy = self.lanes[index(Lane::Agent)].in_flight > 0
+        let agents_active = self.lanes[index(Lane::Agent)].in_flight > 0
+            || self
+                .agent_answered
+                .is_some_and(|at| now.saturating_duration_since(at) < AGENTS_LINGER);
+        let agents_busy = agents_active
             && self.lanes[index(Lane::Events)].in_flight >= EVENTS_BESIDE_AGENTS
             && !self.draining;
         if lane == Lane::Events && (self.agents_waiting > 0 || agents_busy) {
@@ -543,6 +555,9 @@ impl State {
             || since.is_some_and(|s| self.accepted.front().is_some_and(|t| *t < s))
         {
             self.accepted.pop_front();
+        }
+        if ticket.lane == Lane::Agent {
+            self.agent_answered = Some(now);
         }
         let state = self.lane(ticket.lane);
         state.consecutive = 0;

@@ -11,7 +11,8 @@
 //! - `retry.rs`: when to try again, and how long to wait;
 //! - `answer.rs`: success bodies decoded, error statuses read;
 //! - `scrub.rs`: keys kept out of everything shown;
-//! - `io_thread.rs`: the SDK's own thread, where every request runs.
+//! - `io_thread.rs`: the SDK's own threads, where every request runs (events on one,
+//!   the calls an agent waits for on the other).
 
 mod answer;
 mod budget;
@@ -54,6 +55,9 @@ use crate::model::{Error, RateLimit};
 pub(crate) struct Api {
     settings: Settings,
     http: reqwest::Client,
+    /// The connections of the calls an agent waits for: a pool of their own, driven on
+    /// their own thread.
+    calls_http: reqwest::Client,
     /// Bounds the calls an agent waits for (register, check, direct events) in flight at
     /// once, so a burst of runs shares a few connections instead of opening one each.
     permits: Semaphore,
@@ -67,6 +71,7 @@ pub(crate) struct Api {
 impl Api {
     pub fn new(settings: Settings) -> Result<Self, Error> {
         let http = http::build_client(&settings)?;
+        let calls_http = http::build_client(&settings)?;
         #[cfg(feature = "redis")]
         let shared = fleet::SharedBudget::from_settings(&settings)?;
         Ok(Self {
@@ -76,6 +81,7 @@ impl Api {
             shared,
             settings,
             http,
+            calls_http,
         })
     }
 
@@ -130,7 +136,7 @@ impl Api {
     /// A call an agent waits for: sent when the rate budget allows (agent calls before
     /// queued events), under the retry policy and within the call's deadline, answering
     /// the success body. A 429 pauses the agent lane of the key; the retry waits for it with
-    /// the other agent calls. Run it on the SDK's thread.
+    /// the other agent calls. Run it on the agent calls' thread.
     pub async fn call(&self, endpoint: Endpoint, body: Bytes) -> Result<Vec<u8>, Error> {
         let options = self.options();
         let started = Instant::now();
@@ -144,7 +150,14 @@ impl Api {
             let outcome = match tokio::time::timeout(remaining(), self.permits.acquire()).await {
                 Ok(Ok(_permit)) => {
                     let limit = options.timeout.min(remaining());
-                    http::attempt(&self.http, &self.settings, endpoint, body.clone(), limit).await
+                    http::attempt(
+                        &self.calls_http,
+                        &self.settings,
+                        endpoint,
+                        body.clone(),
+                        limit,
+                    )
+                    .await
                 }
                 _ => {
                     return Err(Error::Timeout {

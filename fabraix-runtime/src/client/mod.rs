@@ -25,10 +25,11 @@ use crate::model::{
     Verdict,
 };
 
-/// A connection to the Fabraix API: its settings and one shared connection pool.
+/// A connection to the Fabraix API: its settings and its connection pools (one for queued
+/// events, one for the calls an agent waits for).
 ///
-/// Cheap to clone (an `Arc` inside); clones share the pool and the event queue. Requests
-/// run on the SDK's own thread, so a client works from any async runtime, from
+/// Cheap to clone (an `Arc` inside); clones share the pools and the event queue. Requests
+/// run on the SDK's own threads, so a client works from any async runtime, from
 /// synchronous code, and across runtimes that come and go (every `#[tokio::test]` has its
 /// own).
 ///
@@ -166,14 +167,14 @@ impl Client {
         let (agent_id, body) = self.register_body(agent_id, system_prompt)?;
         let api = self.inner.api.clone();
         let answer =
-            io_thread::run(async move { api.call(Endpoint::RegisterAgentRun, body).await })
+            io_thread::run_call(async move { api.call(Endpoint::RegisterAgentRun, body).await })
                 .await??;
         self.registered(agent_id, &answer)
     }
 
     /// [`register_agent_run`](Self::register_agent_run) for synchronous code: blocks this
     /// thread until the run is registered. Works with no async runtime and on a thread of
-    /// one; the request runs on the SDK's own thread.
+    /// one; the request runs on the SDK's own thread for agent calls.
     pub fn register_agent_run_blocking(
         &self,
         agent_id: impl IntoAgentId,
@@ -182,7 +183,9 @@ impl Client {
         let (agent_id, body) = self.register_body(agent_id, system_prompt)?;
         let api = self.inner.api.clone();
         let answer =
-            io_thread::block_on(async move { api.call(Endpoint::RegisterAgentRun, body).await })??;
+            io_thread::block_on_call(
+                async move { api.call(Endpoint::RegisterAgentRun, body).await },
+            )??;
         self.registered(agent_id, &answer)
     }
 
@@ -254,7 +257,8 @@ impl Client {
             event.schema(),
         )?;
         let api = self.inner.api.clone();
-        let answer = io_thread::run(async move { api.call(Endpoint::Event, body).await }).await??;
+        let answer =
+            io_thread::run_call(async move { api.call(Endpoint::Event, body).await }).await??;
         api::receipt(&answer)
     }
 
@@ -268,7 +272,8 @@ impl Client {
     pub async fn check_action(&self, trace_id: TraceId, action: &Action) -> Result<Verdict, Error> {
         let body = self.check_body(trace_id, action)?;
         let api = self.inner.api.clone();
-        let answer = io_thread::run(async move { api.call(Endpoint::Check, body).await }).await??;
+        let answer =
+            io_thread::run_call(async move { api.call(Endpoint::Check, body).await }).await??;
         api::verdict(&answer)
     }
 
@@ -280,7 +285,8 @@ impl Client {
     ) -> Result<Verdict, Error> {
         let body = self.check_body(trace_id, action)?;
         let api = self.inner.api.clone();
-        let answer = io_thread::block_on(async move { api.call(Endpoint::Check, body).await })??;
+        let answer =
+            io_thread::block_on_call(async move { api.call(Endpoint::Check, body).await })??;
         api::verdict(&answer)
     }
 

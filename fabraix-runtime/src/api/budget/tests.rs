@@ -432,10 +432,31 @@ fn events_keep_a_few_sends_in_flight_beside_an_agent_call() {
     // …and the answer that lets one go wakes the event waiting for it.
     assert!(s.succeeded(events.pop().unwrap(), now));
     assert!(go(&mut s, Lane::Events, now));
-    // Once the agent call is answered, events send freely again.
+    // Once the agent call is answered, the next of its burst may come: events still keep
+    // to four for a second…
     assert_eq!(s.decide(Lane::Events, now), Decision::WaitForAgents);
     s.succeeded(check, now);
+    let within = now + AGENTS_LINGER - Duration::from_millis(1);
+    assert_eq!(s.decide(Lane::Events, within), Decision::WaitForAgents);
+    // …the answer of one of their own still wakes an event waiting for it…
+    assert!(s.succeeded(events.pop().unwrap(), within));
+    assert!(go(&mut s, Lane::Events, within));
+    // …and then they send freely again.
+    let after = now + AGENTS_LINGER;
     for _ in 0..10 {
-        assert!(go(&mut s, Lane::Events, now));
+        assert!(go(&mut s, Lane::Events, after));
     }
+}
+
+#[test]
+fn a_throttled_or_unanswered_agent_call_is_no_burst() {
+    // Only an answer keeps agent calls active: an agent call that failed does not hold
+    // events back once it is gone.
+    let mut s = state("off");
+    let now = Instant::now();
+    let _events: Vec<Ticket> = (0..8).map(|_| ticket(&mut s, Lane::Events, now)).collect();
+    let check = ticket(&mut s, Lane::Agent, now);
+    assert_eq!(s.decide(Lane::Events, now), Decision::WaitForAgents);
+    s.unanswered(check);
+    assert!(go(&mut s, Lane::Events, now));
 }
