@@ -94,7 +94,11 @@ async fn check_latency(
 ) {
     // Enough samples that the medians stay within a few percent from run to run; fewer
     // where each takes seconds.
-    let checks = if spacing < Duration::from_secs(1) { 101 } else { 41 };
+    let checks = if spacing < Duration::from_secs(1) {
+        101
+    } else {
+        41
+    };
     let queued = server(limit).await;
     let client = client_with(&queued, limit, max_in_flight);
     let twin_server = server(limit).await;
