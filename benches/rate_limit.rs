@@ -108,7 +108,7 @@ async fn check_latency(
     for _ in 0..traces {
         runs.push(run(&client).await);
     }
-    let trace = runs[0].clone();
+    let trace = runs[0];
     let action = Action::new("lookup");
     let drains = limit == "off";
     let mut empty = Vec::new();
