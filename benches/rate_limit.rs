@@ -117,7 +117,6 @@ async fn check_latency(
     for _ in 0..checks {
         // Spaced as an agent's checks are, and so that both sides use the same budget.
         tokio::time::sleep(spacing).await;
-        let started = Instant::now();
         if drains {
             // What the previous sample queued is sent first (bounded: a stuck queue fails).
             let drained_by = Instant::now() + Duration::from_secs(60);
@@ -126,17 +125,9 @@ async fn check_latency(
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             tokio::time::sleep(spacing).await;
-            let started = Instant::now();
-            client
-                .check_action(trace.trace_id(), &action)
-                .await
-                .expect("a verdict");
-            empty.push(started.elapsed());
+            empty.push(timed_check(&client, &trace, &action).await);
         } else {
-            twin.check_action(twin_trace.trace_id(), &action)
-                .await
-                .expect("a verdict");
-            empty.push(started.elapsed());
+            empty.push(timed_check(&twin, &twin_trace, &action).await);
         }
         tokio::time::sleep(spacing).await;
         // 1,000 events ahead of the check.
@@ -147,12 +138,7 @@ async fn check_latency(
                 .queue_event(on.trace_id(), Event::text(EventType::Tool, "x"))
                 .expect("queued");
         }
-        let started = Instant::now();
-        client
-            .check_action(trace.trace_id(), &action)
-            .await
-            .expect("a verdict");
-        full.push(started.elapsed());
+        full.push(timed_check(&client, &trace, &action).await);
     }
     let (empty, full) = (median(empty), median(full));
     println!(
@@ -162,6 +148,16 @@ async fn check_latency(
         empty.as_secs_f64() * 1e3,
         full.as_secs_f64() / empty.as_secs_f64()
     );
+}
+
+/// How long one check of `trace` takes.
+async fn timed_check(client: &Client, trace: &Trace, action: &Action) -> Duration {
+    let started = Instant::now();
+    client
+        .check_action(trace.trace_id(), action)
+        .await
+        .expect("a verdict");
+    started.elapsed()
 }
 
 fn accepted(request: &RecordedRequest) -> bool {

@@ -99,6 +99,25 @@ struct Window {
     for_events: usize,
 }
 
+impl Window {
+    /// `requests` per `per`, its span with the margin for network jitter,
+    /// and with agent calls' share of it kept from events.
+    fn new(requests: usize, per: Duration) -> Self {
+        let reserve = if requests >= 2 {
+            ((requests as f64 * AGENT_SHARE).ceil() as usize).max(1)
+        } else {
+            0
+        };
+        Self {
+            requests,
+            span: per
+                .saturating_add(per / 50)
+                .saturating_add(Duration::from_millis(5)),
+            for_events: requests - reserve,
+        }
+    }
+}
+
 /// A window learned from a 429: what the server accepted in the span it asked to wait.
 struct Learned {
     window: Window,
@@ -247,22 +266,7 @@ impl State {
         let windows: Vec<Window> = limit
             .windows()
             .iter()
-            .map(|w| {
-                let requests = w.requests as usize;
-                let reserve = if requests >= 2 {
-                    ((requests as f64 * AGENT_SHARE).ceil() as usize).max(1)
-                } else {
-                    0
-                };
-                Window {
-                    requests,
-                    span: w
-                        .per
-                        .saturating_add(w.per / 50)
-                        .saturating_add(Duration::from_millis(5)),
-                    for_events: requests - reserve,
-                }
-            })
+            .map(|w| Window::new(w.requests as usize, w.per))
             .collect();
         let keep = windows.iter().map(|w| w.requests).max().unwrap_or(0);
         let longest = windows.iter().map(|w| w.span).max().unwrap_or_default();
@@ -410,14 +414,7 @@ impl State {
             }
             _ => accepted,
         };
-        let reserve = ((requests as f64 * AGENT_SHARE).ceil() as usize).max(1);
-        let window = Window {
-            requests,
-            span: span
-                .saturating_add(span / 50)
-                .saturating_add(Duration::from_millis(5)),
-            for_events: requests.saturating_sub(reserve).max(1),
-        };
+        let window = Window::new(requests, span);
         self.keep = self.keep.max(requests);
         self.longest = self.longest.max(window.span);
         let until = if repeated || learned.as_ref().is_some_and(|l| l.until.is_none()) {

@@ -235,27 +235,15 @@ impl Registry {
             return;
         }
         let main = current().main.clone();
-        let searcher = if self.pending.is_empty() {
-            Searcher {
-                main,
-                pending: None,
-                broken: false,
-            }
-        } else {
-            match build(self.pending.iter()) {
-                Some((pending, _)) => Searcher {
-                    main,
-                    pending: Some(pending),
-                    broken: false,
-                },
-                None => Searcher {
-                    broken: true,
-                    ..Searcher::default()
-                },
-            }
+        let pending = match self.pending.is_empty() {
+            true => Some(None),
+            false => build(self.pending.iter()).map(|(pending, _)| Some(pending)),
         };
-        publish(searcher);
-        PENDING_CHANGED.store(false, Ordering::Release);
+        publish(pending.map_or_else(Searcher::broken, |pending| Searcher {
+            main,
+            pending,
+            broken: false,
+        }));
     }
 
     /// Rebuilds the main automaton from every key looked for, leaving none pending.
@@ -272,13 +260,9 @@ impl Registry {
                     broken: false,
                 }
             }
-            None => Searcher {
-                broken: true,
-                ..Searcher::default()
-            },
+            None => Searcher::broken(),
         };
         publish(searcher);
-        PENDING_CHANGED.store(false, Ordering::Release);
     }
 
     /// The keys held in any form: live, recent, or still in an automaton.
@@ -288,8 +272,10 @@ impl Registry {
     }
 }
 
+/// Hands readers new automata, up to date with the keys (under the registry's lock).
 fn publish(searcher: Searcher) {
     *SEARCHER.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(searcher));
+    PENDING_CHANGED.store(false, Ordering::Release);
 }
 
 fn current() -> Arc<Searcher> {
@@ -321,6 +307,14 @@ pub(crate) fn retained() -> usize {
 }
 
 impl Searcher {
+    /// Automata that could not be built: every text is taken to hold a key.
+    fn broken() -> Self {
+        Self {
+            broken: true,
+            ..Self::default()
+        }
+    }
+
     /// The spans of `text` that hold a key, in order; overlapping spans are joined.
     /// `None` when the text must be taken whole (the automata failed).
     fn spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
@@ -732,10 +726,7 @@ mod tests {
         );
         assert!(both.is_match("IJKL-MNOP-QRST"));
         assert!(!both.is_match("abcd-efgh"));
-        let broken = Searcher {
-            broken: true,
-            ..Searcher::default()
-        };
+        let broken = Searcher::broken();
         assert_eq!(broken.spans("anything"), None);
         assert!(broken.is_match("anything"));
     }
