@@ -54,10 +54,8 @@ use crate::model::{Error, RateLimit};
 /// The connection to the API that one client and its exporter share.
 pub(crate) struct Api {
     settings: Settings,
-    /// The connections of queued events, driven on the exporter's thread; built there at
-    /// the first send, so that building a client (on the caller's thread, often before its
-    /// first registration) builds one http client, not two.
-    http: once_cell::sync::OnceCell<reqwest::Client>,
+    /// The connections of queued events, driven on the exporter's thread.
+    http: reqwest::Client,
     /// The connections of the calls an agent waits for: a pool of their own, driven on
     /// their own thread.
     calls_http: reqwest::Client,
@@ -73,6 +71,7 @@ pub(crate) struct Api {
 
 impl Api {
     pub fn new(settings: Settings) -> Result<Self, Error> {
+        let http = http::build_client(&settings)?;
         let calls_http = http::build_client(&settings)?;
         #[cfg(feature = "redis")]
         let shared = fleet::SharedBudget::from_settings(&settings)?;
@@ -82,7 +81,7 @@ impl Api {
             #[cfg(feature = "redis")]
             shared,
             settings,
-            http: once_cell::sync::OnceCell::new(),
+            http,
             calls_http,
         })
     }
@@ -221,11 +220,8 @@ impl Api {
         let ticket = self.budget.acquire(Lane::Events, None).await?;
         let slot = Slot::new(&self.budget, ticket);
         let probe = self.admit_shared(Lane::Events, None).await?;
-        let events_http = self
-            .http
-            .get_or_try_init(|| http::build_client(&self.settings))?;
         let outcome = http::attempt(
-            events_http,
+            &self.http,
             &self.settings,
             Endpoint::Event,
             body,
