@@ -4,7 +4,7 @@
 //! agent fn whose events meet a 429 while it flushes returns without waiting the pause out.
 //! Counts and orders, not timings (the figures are in BENCHMARKS.md).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fabraix::testing::{Endpoint, Fault, MockServer, RecordedRequest};
 use fabraix::{Action, Client, Error, Event, EventType};
@@ -73,6 +73,23 @@ async fn a_429_on_events_never_stalls_the_agents() {
     assert!(client.flush(Duration::from_secs(10)).await);
 
     server.fail_next(1, Fault::status(429).retry_after("30").on(Endpoint::Event));
+    // The 429 is met before the agents run (events beside agent calls are held back, so
+    // with the agents already running it might come only after them).
+    let trace = client
+        .register_agent_run("lane-agent", "You answer.")
+        .await
+        .unwrap();
+    client
+        .queue_event(
+            trace.trace_id(),
+            Event::text(EventType::Tool, "meets the 429"),
+        )
+        .unwrap();
+    let met_by = Instant::now() + Duration::from_secs(30);
+    while client.stats().rate_limited == 0 {
+        assert!(Instant::now() < met_by, "{:?}", client.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let outcomes = runs(&client, 100).await;
     // Every run was registered and every check answered, while the events were still held
     // by their pause: no agent waited for it.
@@ -92,7 +109,7 @@ async fn a_429_on_events_never_stalls_the_agents() {
     assert!(stats.probes >= 1, "{stats:?}");
 
     // Every event is delivered after the pause, once.
-    let total = 6 * 101;
+    let total = 6 * 101 + 1;
     let delivered = server
         .wait_for(Duration::from_secs(120), |requests| {
             requests
